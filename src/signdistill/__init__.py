@@ -1,0 +1,3 @@
+"""signdistill: compressing a wearable-sensor sign-language recognizer, tracked end to end."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,100 @@
+"""Train/validation/test splits: stratified random, k-fold, or leave-groups-out (subjects)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from signdistill.data.recordings import DataError
+
+
+@dataclass(frozen=True)
+class Split:
+    """Index arrays into the dataset; disjoint and covering every recording."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+def split_indices(
+    y: np.ndarray,
+    groups: np.ndarray,
+    how: str = "stratified",
+    seed: int = 0,
+    fold: int | None = None,
+    n_folds: int = 5,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+) -> Split:
+    """Split recordings for one run.
+
+    ``stratified`` with ``fold=None``: one stratified shuffle split (70/10/20 by default, as in the
+    LIS paper) drawn from ``seed``. With ``fold=k``: the test set is fold k of a seeded stratified
+    ``n_folds``-fold partition, validation a stratified draw from the rest. ``subject``: whole
+    groups are held out (test, then validation), rotated by ``fold``, so no group is in two splits.
+    """
+    if not 0 < test_fraction < 1 or not 0 < val_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise DataError(
+            f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be in "
+            "(0, 1) and leave room for training"
+        )
+    if fold is not None and not 0 <= fold < n_folds:
+        raise DataError(f"data.fold={fold} must be in 0..{n_folds - 1} (data.n_folds={n_folds})")
+    if how == "subject":
+        return _group_split(groups, seed, fold or 0, val_fraction, test_fraction)
+    if how != "stratified":
+        raise DataError(f"data.split={how!r}: expected 'stratified' or 'subject'")
+    _check_class_sizes(y, n_folds if fold is not None else 3)
+    idx = np.arange(len(y))
+    try:
+        if fold is None:
+            rest, test = train_test_split(
+                idx, test_size=test_fraction, stratify=y, random_state=seed
+            )
+        else:
+            folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(idx, y)
+            rest, test = list(folds)[fold]
+        train, val = train_test_split(
+            rest,
+            test_size=val_fraction / (1 - test_fraction),
+            stratify=y[rest],
+            random_state=seed,
+        )
+    except ValueError as e:  # sklearn's message says which constraint failed
+        raise DataError(f"cannot split {len(y)} recordings: {e}") from e
+    return Split(np.sort(train), np.sort(val), np.sort(test))
+
+
+def _check_class_sizes(y: np.ndarray, minimum: int) -> None:
+    counts = np.bincount(y)
+    small = np.flatnonzero(counts < minimum)
+    if small.size:
+        raise DataError(
+            f"class index {int(small[0])} has {int(counts[small[0]])} recordings; at least "
+            f"{minimum} are needed to split it into train, validation and test"
+        )
+
+
+def _group_split(
+    groups: np.ndarray, seed: int, fold: int, val_fraction: float, test_fraction: float
+) -> Split:
+    names = np.unique(groups)
+    if names.size < 3:
+        raise DataError(
+            f"data.split=subject needs at least 3 groups (subjects or sessions), found {names.size}"
+        )
+    order = np.random.default_rng(seed).permutation(names)
+    n_test = max(1, round(test_fraction * names.size))
+    n_val = max(1, round(val_fraction * names.size))
+    if n_test + n_val >= names.size:
+        n_test, n_val = 1, 1
+    order = np.roll(order, -fold * n_test)
+    test_g, val_g = order[:n_test], order[n_test : n_test + n_val]
+    idx = np.arange(len(groups))
+    test = idx[np.isin(groups, test_g)]
+    val = idx[np.isin(groups, val_g)]
+    train = idx[~np.isin(groups, np.concatenate([test_g, val_g]))]
+    return Split(train, val, test)

@@ -1,0 +1,286 @@
+"""One run of the study: train a teacher, or distill a student from one (training it first if no
+stored teacher fits the data), and log accuracy against size to MLflow."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import mlflow
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import MLFlowLogger
+from omegaconf import DictConfig, OmegaConf
+
+from signdistill import teachers, tracking
+from signdistill.augment import Augment
+from signdistill.checkpoints import load_model, save_model
+from signdistill.config import ConfigError, validate
+from signdistill.data.datamodule import SignDataModule
+from signdistill.models import Architecture, ConvPoolLSTM, scaled_sizes
+from signdistill.module import Distillation, SignClassifier
+from signdistill.sizes import size_metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Trained:
+    """A finished run: its MLflow id, the model with its best weights, and its summary metrics."""
+
+    run_id: str
+    model: ConvPoolLSTM
+    metrics: dict[str, float]
+
+
+def architecture(mcfg: DictConfig, dm: SignDataModule) -> Architecture:
+    """The model config's sizes, scaled by ``width``; channels and classes from the data."""
+    c1, c2, h = scaled_sizes((mcfg.conv1, mcfg.conv2, mcfg.hidden), mcfg.width)
+    return Architecture(
+        in_channels=len(dm.channels),
+        n_classes=len(dm.classes),
+        conv_channels=(c1, c2),
+        hidden_sizes=(h,) * mcfg.lstm_layers,
+        kernel_size=mcfg.kernel_size,
+        pool=mcfg.pool,
+        dropout=mcfg.dropout,
+        conv_batchnorm=mcfg.conv_batchnorm,
+    )
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Train what ``cfg.model`` describes; returns its summary metrics and ``mlflow_run_id``."""
+    validate(cfg)
+    dm: SignDataModule = instantiate(cfg.data)
+    dm.prepare()
+    for role in ("model", "teacher"):
+        arch = architecture(cfg[role], dm)
+        length = dm.recordings.x.shape[2]
+        if length < arch.min_length():
+            raise ConfigError(
+                f"{role}.kernel_size/{role}.pool: recordings of {length} steps are too short "
+                f"for this architecture (needs >= {arch.min_length()})"
+            )
+    experiment_id = tracking.configure(
+        cfg.logger.tracking_uri, cfg.logger.experiment_name, cfg.logger.artifact_root
+    )
+    if cfg.model.role == "teacher":
+        result = obtain_teacher(cfg, dm, experiment_id, model_node="model", retrain=True)
+    else:
+        teacher = obtain_teacher(cfg, dm, experiment_id, model_node="teacher", retrain=False)
+        result = train(cfg, "model", dm, experiment_id, teacher=teacher)
+    return {**result.metrics, "mlflow_run_id": result.run_id}
+
+
+def obtain_teacher(
+    cfg: DictConfig, dm: SignDataModule, experiment_id: str, model_node: str, retrain: bool
+) -> Trained:
+    """The stored teacher for this data, split, config and seed; trained (once) if missing.
+
+    ``retrain`` (an explicit ``model=teacher`` run) trains and replaces it even when stored.
+    """
+    if cfg.distill.get("teacher_checkpoint") and not retrain:
+        return _load_teacher(Path(cfg.distill.teacher_checkpoint), dm, "distill.teacher_checkpoint")
+    mcfg = OmegaConf.to_container(cfg[model_node], resolve=True)
+    key = teachers.teacher_key(mcfg, dm.describe(), cfg.seed)
+    path = teachers.teacher_path(cfg.paths.teachers, key)
+    with teachers.lock(cfg.paths.teachers, key):
+        if path.exists() and not retrain:
+            log.info("Using the stored teacher %s", path)
+            return _load_teacher(path, dm, str(path))
+        if not retrain:
+            log.warning(
+                "No teacher fits this data, split and teacher config yet: training one first "
+                "(its own MLflow run), stored as %s",
+                path,
+            )
+        return train(cfg, model_node, dm, experiment_id, store_as=path)
+
+
+def _load_teacher(path: Path, dm: SignDataModule, where: str) -> Trained:
+    if not path.exists():
+        raise ConfigError(f"{where}={path}: no such file")
+    model, meta = load_model(path)
+    teachers.check_fits(meta, dm.classes, dm.channels, f"{where}={path}")
+    return Trained(meta["run_id"], model, meta["metrics"])
+
+
+@torch.no_grad()
+def teacher_logits(teacher: torch.nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """The frozen teacher's logits for every training recording (computed once per run)."""
+    teacher.eval()
+    return torch.cat([teacher(x[i : i + batch]) for i in range(0, len(x), batch)])
+
+
+def train(
+    cfg: DictConfig,
+    model_node: str,
+    dm: SignDataModule,
+    experiment_id: str,
+    teacher: Trained | None = None,
+    store_as: Path | None = None,
+) -> Trained:
+    """Fit, restore the best validation weights, test, and log everything as one MLflow run."""
+    mcfg = cfg[model_node]
+    L.seed_everything(cfg.seed, workers=True)
+    model = ConvPoolLSTM(architecture(mcfg, dm))
+    model.normalize.fit(*dm.channel_stats())
+    augment = Augment(**mcfg.augment)
+    distill = None
+    if teacher is not None and cfg.distill.enabled:
+        distill = Distillation(cfg.distill.temperature, cfg.distill.alpha)
+    online = distill is not None and (augment.enabled or not cfg.distill.cache_logits)
+    cached = distill is not None and not online
+    dm.set_teacher_logits(teacher_logits(teacher.model, dm.tensors("train")[0]) if cached else None)
+    module = SignClassifier(
+        model,
+        instantiate(mcfg.optimizer),
+        max_epochs=mcfg.max_epochs,
+        cosine=mcfg.cosine,
+        label_smoothing=mcfg.label_smoothing,
+        augment=augment,
+        distill=distill,
+        teacher=teacher.model if online else None,
+    )
+    role = mcfg.role
+    kind = role if role == "teacher" else ("student-kd" if distill else "student-scratch")
+    tags = {
+        "role": role,
+        "kind": kind,
+        "git_commit": tracking.git_commit(Path(cfg.paths.root)),
+        "data": dm.name,
+        "data_fingerprint": dm.describe()["fingerprint"],
+    }
+    if teacher is not None:
+        tags["teacher_run_id"] = teacher.run_id
+    if cfg.sweep.trial_number is not None and role != "teacher":
+        tags["optuna.trial_number"] = str(cfg.sweep.trial_number)
+        tags["optuna.study_name"] = str(cfg.sweep.study_name)
+    parent = cfg.sweep.parent_run_id if role != "teacher" else None
+    name = (
+        f"trial-{cfg.sweep.trial_number}" if parent and cfg.sweep.trial_number is not None else kind
+    )
+    with tracking.run(experiment_id, name, tags, parent) as active, tracking.scratch_dir() as tmp:
+        tracking.log_config(cfg)
+        mlflow.log_params({f"arch.{k}": v for k, v in model.arch.as_dict().items()})
+        best = _fit(cfg, mcfg, module, dm, active.info.run_id, tmp)
+        module.load_state_dict(
+            torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        )
+        metrics = _evaluate(module, dm, cfg)
+        file = tmp / "model.pt"
+        meta = {
+            "run_id": active.info.run_id,
+            "classes": dm.classes,
+            "channels": dm.channels,
+            "metrics": metrics,
+        }
+        file_bytes = save_model(file, model, meta)
+        metrics |= size_metrics(
+            model, file_bytes, teacher.metrics["size_file_bytes"] if teacher else None
+        )
+        meta["metrics"] = metrics
+        save_model(file, model, meta)
+        if store_as is not None:
+            save_model(store_as, model, meta)
+        mlflow.log_metrics(metrics)
+        tracking.log_file(file)
+        _log_confusion(module, dm)
+        if cfg.logger.log_model:
+            _log_mlflow_model(model, dm)
+        log.info("%s run %s: %s", kind, active.info.run_id, _summary(metrics))
+    return Trained(active.info.run_id, model.eval(), metrics)
+
+
+def _fit(
+    cfg: DictConfig,
+    mcfg: DictConfig,
+    module: SignClassifier,
+    dm: SignDataModule,
+    run_id: str,
+    tmp: Path,
+) -> str:
+    """Train with early stopping on val_acc; returns the best checkpoint's path."""
+    checkpoint = ModelCheckpoint(
+        dirpath=tmp, filename="best", monitor="val_acc", mode="max", save_weights_only=True
+    )
+    callbacks: list[Callback] = [
+        checkpoint,
+        EarlyStopping(monitor="val_acc", mode="max", patience=mcfg.patience),
+        *_trial_pruning(cfg),
+    ]
+    trainer = L.Trainer(
+        **OmegaConf.to_container(cfg.trainer, resolve=True),
+        max_epochs=mcfg.max_epochs,
+        callbacks=callbacks,
+        logger=MLFlowLogger(tracking_uri=cfg.logger.tracking_uri, run_id=run_id),
+        default_root_dir=tmp,
+    )
+    trainer.fit(module, datamodule=dm)
+    if trainer.interrupted:
+        raise KeyboardInterrupt("training interrupted")
+    return checkpoint.best_model_path
+
+
+def _trial_pruning(cfg: DictConfig) -> list[Callback]:
+    """Optuna's Lightning pruning callback when this run is a prunable sweep trial."""
+    if not cfg.sweep.trial_pruning or cfg.sweep.trial_id is None:
+        return []
+    import optuna
+    from optuna_integration import PyTorchLightningPruningCallback
+
+    study = optuna.load_study(study_name=cfg.sweep.study_name, storage=cfg.sweep.storage)
+    trial = optuna.trial.Trial(study, cfg.sweep.trial_id)
+    return [PyTorchLightningPruningCallback(trial, monitor="val_acc")]
+
+
+def _evaluate(module: SignClassifier, dm: SignDataModule, cfg: DictConfig) -> dict[str, float]:
+    """Validation and test metrics of the restored best weights."""
+    trainer = L.Trainer(
+        **{**OmegaConf.to_container(cfg.trainer, resolve=True), "enable_progress_bar": False},
+        logger=False,
+    )
+    val = trainer.validate(module, datamodule=dm, verbose=False)[0]
+    test = trainer.test(module, datamodule=dm, verbose=False)[0]
+    return {
+        "val_acc": val["val_acc"],
+        "val_macro_f1": val["val_macro_f1"],
+        "test_acc": test["test_acc"],
+        "test_macro_f1": test["test_macro_f1"],
+    }
+
+
+def _log_confusion(module: SignClassifier, dm: SignDataModule) -> None:
+    n = len(dm.classes)
+    fig, ax = module.test_confusion.plot(labels=dm.classes if n <= 30 else None)
+    fig.set_size_inches(max(6, n / 4), max(6, n / 4))
+    ax.set_title("test confusion matrix")
+    tracking.log_figure(fig, "confusion_matrix.png")
+
+
+def _log_mlflow_model(model: ConvPoolLSTM, dm: SignDataModule) -> None:
+    """The model via MLflow's PyTorch flavor, with an input example (and so a signature)."""
+    # two recordings: an example batch of one would make the exported (pt2) model batch-1 only
+    example = dm.tensors("val")[0][:2].numpy()
+    mlflow.pytorch.log_model(
+        model.eval(),
+        name="model",
+        input_example=example,
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "signdistill"],
+    )
+
+
+def _summary(metrics: dict[str, float]) -> str:
+    keys = (
+        "val_acc",
+        "test_acc",
+        "test_macro_f1",
+        "params",
+        "size_file_bytes",
+        "compression_ratio",
+    )
+    return ", ".join(f"{k}={metrics[k]:.4g}" for k in keys)
