@@ -45,7 +45,7 @@ def run(
     tags: Mapping[str, str],
     parent_run_id: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
-    """An MLflow run that ends FINISHED, FAILED on an exception or KILLED on Ctrl-C, never RUNNING."""
+    """An MLflow run that ends FINISHED, FAILED on an error or KILLED on Ctrl-C; never RUNNING."""
     active = mlflow.start_run(
         experiment_id=experiment_id,
         run_name=run_name,
@@ -54,7 +54,7 @@ def run(
     )
     try:
         yield active
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into SystemExit(1)
         mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
         raise
     except BaseException:

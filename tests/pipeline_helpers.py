@@ -1,0 +1,39 @@
+"""Compose the project's Hydra config for a test: tiny data, few epochs, MLflow in tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+TINY = [
+    "model.max_epochs=3",
+    "teacher.max_epochs=3",
+    "trainer.enable_progress_bar=false",
+    "logger.log_model=false",
+    "data.batch_size=8",
+]
+SMALL_TEACHER = ("conv1=8", "conv2=8", "hidden=16")
+
+
+def make_cfg(root: Path, *overrides: str, source: dict | None = None) -> DictConfig:
+    """The project config rooted at ``root``, with a fake data source unless one is given."""
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        if "model=teacher" in overrides:
+            small = [f"{node}.{size}" for node in ("teacher", "model") for size in SMALL_TEACHER]
+        else:
+            small = [f"teacher.{size}" for size in SMALL_TEACHER] + ["model.hidden=8"]
+        cfg = compose("config", overrides=[f"paths.root={root}", *TINY, *small, *overrides])
+    OmegaConf.update(cfg, "data.source", source or {"_target_": "fakes.BlobSource"}, merge=False)
+    return cfg
+
+
+def runs(root: Path) -> pd.DataFrame:
+    """Every MLflow run logged under ``root``."""
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlruns/mlflow.db")
+    return mlflow.search_runs(experiment_names=["signdistill"])

@@ -1,0 +1,102 @@
+"""End to end through the pipeline (in-process, tiny data): runs, teachers, MLflow records."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from signdistill.checkpoints import save_model
+from signdistill.config import ConfigError
+from signdistill.data.recordings import DataError
+from signdistill.models import Architecture, ConvPoolLSTM
+from signdistill.pipeline import run, teacher_logits
+
+from pipeline_helpers import make_cfg, runs
+
+SUMMARY = ("val_acc", "test_acc", "test_macro_f1", "params", "size_fp32_bytes", "size_file_bytes")
+
+
+def test_teacher_then_students_log_accuracy_and_size(tmp_path):
+    teacher = run(make_cfg(tmp_path, "model=teacher", "model.max_epochs=20"))
+    kd = run(make_cfg(tmp_path, "model=student", "distill.temperature=4", "teacher.max_epochs=20"))
+    scratch = run(make_cfg(tmp_path, "model=student", "distill=none", "teacher.max_epochs=20"))
+
+    df = runs(tmp_path).set_index("run_id")
+    assert len(df) == 3  # the students reused the stored teacher: no second teacher run
+    assert set(df["status"]) == {"FINISHED"}
+    for result, kind in ((teacher, "teacher"), (kd, "student-kd"), (scratch, "student-scratch")):
+        row = df.loc[result["mlflow_run_id"]]
+        assert row["tags.kind"] == kind
+        for key in (*SUMMARY, "compression_ratio"):
+            assert row[f"metrics.{key}"] == pytest.approx(result[key])
+        assert float(row["params.distill.temperature"]) == 4.0
+    assert df.loc[kd["mlflow_run_id"], "tags.teacher_run_id"] == teacher["mlflow_run_id"]
+    assert kd["params"] < teacher["params"]
+    assert kd["compression_ratio"] == pytest.approx(
+        teacher["size_file_bytes"] / kd["size_file_bytes"]
+    )
+    assert kd["size_fp32_bytes"] == 4 * kd["params"]
+    assert teacher["test_acc"] > 0.5  # the blobs are learnable: the loop really trains
+
+
+def test_student_without_a_teacher_trains_one_first(tmp_path, caplog):
+    with caplog.at_level("WARNING"):
+        result = run(make_cfg(tmp_path))
+    assert "No teacher fits" in caplog.text
+    df = runs(tmp_path)
+    assert sorted(df["tags.kind"]) == ["student-kd", "teacher"]
+    teacher_id = df.loc[df["tags.kind"] == "teacher", "run_id"].item()
+    assert (
+        df.loc[df["run_id"] == result["mlflow_run_id"], "tags.teacher_run_id"].item() == teacher_id
+    )
+
+
+def test_same_seed_same_result(tmp_path):
+    first = run(make_cfg(tmp_path / "a", "model=teacher"))
+    second = run(make_cfg(tmp_path / "b", "model=teacher"))
+    assert first["val_acc"] == second["val_acc"] and first["test_acc"] == second["test_acc"]
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("distill.temperature=0", "distill.temperature"),
+        ("distill.temperature=-2", "distill.temperature"),
+        ("distill.alpha=1.5", "distill.alpha"),
+        ("distill.alpha=-0.1", "distill.alpha"),
+        ("model.width=0", "model.width"),
+        ("teacher.width=-1", "teacher.width"),
+        ("model.pool=40", "model.kernel_size/model.pool"),
+    ],
+)
+def test_invalid_config_fails_before_training_naming_the_key(tmp_path, override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        run(make_cfg(tmp_path, override))
+    assert not (tmp_path / "mlruns" / "mlflow.db").exists()  # nothing was trained or logged
+
+
+def test_teacher_checkpoint_for_other_channels_is_refused(tmp_path):
+    path = tmp_path / "other.pt"
+    save_model(path, ConvPoolLSTM(Architecture(7, 4)), {"classes": ["a"], "channels": ["x"] * 7})
+    with pytest.raises(DataError, match=r"distill\.teacher_checkpoint"):
+        run(make_cfg(tmp_path, f"+distill.teacher_checkpoint={path}"))
+
+
+def test_crash_marks_the_run_failed(tmp_path, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("signdistill.module.SignClassifier.training_step", boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        run(make_cfg(tmp_path, "model=teacher"))
+    assert runs(tmp_path)["status"].tolist() == ["FAILED"]
+
+
+def test_cached_teacher_logits_equal_a_fresh_forward_pass():
+    teacher = ConvPoolLSTM(Architecture(5, 4, (4, 4), (8, 8)))
+    x = torch.randn(700, 5, 40)
+    teacher.train()  # teacher_logits must switch off dropout and batch statistics itself
+    cached = teacher_logits(teacher, x, batch=256)
+    assert not teacher.training
+    with torch.no_grad():
+        assert torch.allclose(cached, teacher(x), atol=1e-6)
