@@ -177,6 +177,7 @@ def train(
             "run_id": active.info.run_id,
             "classes": dm.classes,
             "channels": dm.channels,
+            "length": int(dm.recordings.x.shape[2]),
             "metrics": metrics,
         }
         file_bytes = save_model(file, model, meta)

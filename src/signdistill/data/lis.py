@@ -96,8 +96,13 @@ class LisDataset:
         )
 
 
-def read_recording(path: Path, channels: Sequence[str], length: int) -> tuple[np.ndarray, str]:
-    """One LIS JSON file -> ((C, length) float32, session date), errors naming the file."""
+def read_recording(
+    path: Path, channels: Sequence[str], length: int | None
+) -> tuple[np.ndarray, str]:
+    """One LIS JSON file -> ((C, length) float32, session date), errors naming the file.
+
+    ``length=None`` keeps every sample the groups have in common.
+    """
     doc = read_json(path)
     try:
         emg = np.asarray(doc["emg"]["data"], dtype=np.float32)
@@ -112,6 +117,8 @@ def read_recording(path: Path, channels: Sequence[str], length: int) -> tuple[np
         raise DataError(f"{path}: not a LIS recording (missing or malformed {e})") from e
     if "emg" in channels:
         parts["emg"] = emg
+    if length is None:
+        length = min(len(parts[group]) for group in channels)
     blocks = []
     for group in channels:
         block, width = parts[group], len(CHANNEL_GROUPS[group])
