@@ -24,8 +24,7 @@ def configure(tracking_uri: str, experiment_name: str, artifact_root: str | None
     MLflow 3 no longer accepts the plain folder store, and its default artifact root would be the
     current directory.
     """
-    if tracking_uri.startswith("sqlite:///"):
-        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    ensure_sqlite_folder(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(experiment_name)
@@ -36,6 +35,12 @@ def configure(tracking_uri: str, experiment_name: str, artifact_root: str | None
         return client.create_experiment(experiment_name, artifact_location=location)
     except mlflow.exceptions.MlflowException:  # another worker created it meanwhile
         return client.get_experiment_by_name(experiment_name).experiment_id
+
+
+def ensure_sqlite_folder(url: str) -> None:
+    """Create the folder of a ``sqlite:///`` database file (SQLite creates only the file)."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
 
 @contextlib.contextmanager
