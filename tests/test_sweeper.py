@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import mlflow
 import optuna
 import pytest
@@ -20,20 +15,7 @@ from hydra_plugins.signdistill_sweeper.space import distribution, search_space
 from hydra_plugins.signdistill_sweeper.sweeper import OptunaSweeper
 from signdistill.pareto import pareto_mask, redact_url
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "data.source.n_signs=4",
-    "data.source.n_subjects=3",
-    "data.source.n_repetitions=5",
-    "data.source.n_families=2",
-    "model.max_epochs=1",
-    "teacher.max_epochs=1",
-    "teacher.conv1=4",
-    "teacher.conv2=4",
-    "teacher.hidden=8",
-    "trainer.enable_progress_bar=false",
-    "logger.log_model=false",
-]
+from sweep_helpers import child_runs, study, sweep
 
 
 def test_plugin_is_discovered_and_registered():
@@ -83,40 +65,6 @@ def test_storage_password_is_redacted():
         "postgresql://bob:***@127.0.0.1:5432/optuna"
     )
     assert redact_url("sqlite:///mlruns/optuna.db") == "sqlite:///mlruns/optuna.db"
-
-
-def sweep(root: Path, *overrides: str) -> subprocess.CompletedProcess:
-    """`python src/train.py -m +sweeps=student_pareto ...` from a checkout, rooted at ``root``."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "src" / "train.py"),
-            "-m",
-            "+sweeps=student_pareto",
-            f"paths.root={root}",
-            f"hydra.sweep.dir={root}/multirun",
-            *TINY,
-            *overrides,
-        ],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def study(root: Path) -> optuna.Study:
-    return optuna.load_study(
-        study_name="student_pareto_isl_sim", storage=f"sqlite:///{root}/mlruns/optuna.db"
-    )
-
-
-def child_runs(root: Path):
-    mlflow.set_tracking_uri(f"sqlite:///{root}/mlruns/mlflow.db")
-    runs = mlflow.search_runs(experiment_names=["signdistill"])
-    return runs[runs["tags.mlflow.parentRunId"].notna()], runs[runs["tags.role"] == "study"]
 
 
 @pytest.mark.slow

@@ -1,0 +1,68 @@
+"""Run the project's sweeps in a subprocess, rooted in a temporary folder, and read the results."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import optuna
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "data.source.n_signs=4",
+    "data.source.n_subjects=3",
+    "data.source.n_repetitions=5",
+    "data.source.n_families=2",
+    "model.max_epochs=1",
+    "teacher.max_epochs=1",
+    "teacher.conv1=4",
+    "teacher.conv2=4",
+    "teacher.hidden=8",
+    "trainer.enable_progress_bar=false",
+    "logger.log_model=false",
+]
+STUDY = "student_pareto_isl_sim"
+
+
+def sweep_command(root: Path, *overrides: str) -> list[str]:
+    """`python src/train.py -m +sweeps=student_pareto ...` from the checkout, rooted at ``root``."""
+    return [
+        sys.executable,
+        str(ROOT / "src" / "train.py"),
+        "-m",
+        "+sweeps=student_pareto",
+        f"paths.root={root}",
+        f"hydra.sweep.dir={root}/multirun/${{now:%H-%M-%S-%f}}",
+        *TINY,
+        *overrides,
+    ]
+
+
+def environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+def sweep(root: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        sweep_command(root, *overrides),
+        cwd=root,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def study(root: Path, storage: str | None = None) -> optuna.Study:
+    storage = storage or f"sqlite:///{root}/mlruns/optuna.db"
+    return optuna.load_study(study_name=STUDY, storage=storage)
+
+
+def child_runs(root: Path, tracking_uri: str | None = None):
+    """(trial runs, study parent runs) as DataFrames."""
+    mlflow.set_tracking_uri(tracking_uri or f"sqlite:///{root}/mlruns/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["signdistill"])
+    return runs[runs["tags.mlflow.parentRunId"].notna()], runs[runs["tags.role"] == "study"]
