@@ -17,6 +17,7 @@ TINY = [
     "trainer.enable_progress_bar=false",
     "logger.log_model=false",
     "data.batch_size=8",
+    "export.latency_runs=5",
 ]
 SMALL_TEACHER = ("conv1=8", "conv2=8", "hidden=16")
 

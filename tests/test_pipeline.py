@@ -36,6 +36,9 @@ def test_teacher_then_students_log_accuracy_and_size(tmp_path):
         teacher["size_file_bytes"] / kd["size_file_bytes"]
     )
     assert kd["size_fp32_bytes"] == 4 * kd["params"]
+    for result in (teacher, kd, scratch):  # what a device would run, measured
+        assert result["size_int8_bytes"] < result["size_onnx_bytes"]
+        assert 0 <= result["test_acc_int8"] <= 1 and result["onnx_same_predictions"] == 1.0
     assert teacher["test_acc"] > 0.5  # the blobs are learnable: the loop really trains
 
 

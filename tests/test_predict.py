@@ -6,9 +6,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
-from signdistill.checkpoints import save_model
+from signdistill.checkpoints import load_model, save_model
 from signdistill.data.lis import CHANNEL_GROUPS
+from signdistill.export import export_onnx
 from signdistill.models import Architecture, ConvPoolLSTM
 from signdistill.predict import main
 
@@ -34,6 +36,21 @@ def test_lis_json(model_file, lis_root, capsys):
     probs = _probabilities(capsys.readouterr().out)
     assert len(probs) == 2 and set(probs) <= {"A", "B", "C"}
     assert list(probs.values()) == sorted(probs.values(), reverse=True)
+
+
+def test_onnx_export_predicts_like_the_weights_file(model_file, lis_root, tmp_path, capsys):
+    model, meta = load_model(model_file)
+    onnx_file = tmp_path / "model.onnx"
+    export_onnx(
+        model, onnx_file, torch.randn(2, len(LIS_CHANNELS), 400), {**meta, "min_length": 17}
+    )
+    recording = next((lis_root / "Dataset" / "B").glob("*.json"))
+    assert main([str(model_file), str(recording)]) == 0
+    from_pt = _probabilities(capsys.readouterr().out)
+    assert main([str(onnx_file), str(recording)]) == 0
+    from_onnx = _probabilities(capsys.readouterr().out)
+    assert list(from_pt) == list(from_onnx)
+    assert list(from_pt.values()) == pytest.approx(list(from_onnx.values()), abs=2e-3)
 
 
 def test_csv_in_any_column_order_and_npy(model_file, tmp_path, capsys):

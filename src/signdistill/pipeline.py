@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
-from signdistill import teachers, tracking
+from signdistill import export, teachers, tracking
 from signdistill.augment import Augment
 from signdistill.checkpoints import load_model, save_model
 from signdistill.config import ConfigError, validate
@@ -178,12 +178,15 @@ def train(
             "classes": dm.classes,
             "channels": dm.channels,
             "length": int(dm.recordings.x.shape[2]),
+            "min_length": model.arch.min_length(),
             "metrics": metrics,
         }
         file_bytes = save_model(file, model, meta)
         metrics |= size_metrics(
             model, file_bytes, teacher.metrics["size_file_bytes"] if teacher else None
         )
+        if cfg.export.onnx:
+            metrics |= _export(model, dm, tmp, meta, cfg.export)
         meta["metrics"] = metrics
         save_model(file, model, meta)
         if store_as is not None:
@@ -253,6 +256,26 @@ def _evaluate(module: SignClassifier, dm: SignDataModule, cfg: DictConfig) -> di
         "test_acc": test["test_acc"],
         "test_macro_f1": test["test_macro_f1"],
     }
+
+
+def _export(
+    model: ConvPoolLSTM, dm: SignDataModule, tmp: Path, meta: dict, ecfg: DictConfig
+) -> dict[str, float]:
+    """ONNX (and int8) files as artifacts, with their sizes, test accuracy and latency."""
+    x_test, y_test = dm.tensors("test")
+    onnx_meta = {k: meta[k] for k in ("classes", "channels", "length", "min_length")}
+    fp32 = tmp / "model.onnx"
+    metrics = {"size_onnx_bytes": float(export.export_onnx(model, fp32, x_test[:2], onnx_meta))}
+    metrics |= export.parity(model, fp32, x_test)
+    tracking.log_file(fp32)
+    if ecfg.int8:
+        int8 = tmp / "model.int8.onnx"
+        metrics["size_int8_bytes"] = float(export.quantize_int8(fp32, int8))
+        metrics["test_acc_int8"] = export.accuracy(int8, x_test.numpy(), y_test.numpy())
+        tracking.log_file(int8)
+        if ecfg.latency_runs:
+            metrics |= export.latencies(model, fp32, int8, x_test[:1], ecfg.latency_runs)
+    return metrics
 
 
 def _log_confusion(module: SignClassifier, dm: SignDataModule) -> None:

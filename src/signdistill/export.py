@@ -1,0 +1,123 @@
+"""What a device would run: ONNX export, int8 quantization, their accuracy and batch-1 latency."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
+
+from signdistill.models import ConvPoolLSTM
+
+
+def export_onnx(model: ConvPoolLSTM, path: Path, example: torch.Tensor, meta: dict) -> int:
+    """Write ``model`` (standardization included) as ONNX with a dynamic batch axis.
+
+    ``meta`` (classes, channels, length) is stored as JSON in the file's metadata so a predictor
+    needs nothing else. Uses the TorchScript exporter: it handles nn.LSTM with a dynamic batch
+    and needs no extra packages. Returns the file size in bytes.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model.eval(),
+            (example,),
+            str(path),
+            input_names=["x"],
+            output_names=["logits"],
+            dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
+            dynamo=False,
+        )
+    proto = onnx.load(str(path))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "signdistill", json.dumps(meta)
+    onnx.save(proto, str(path))
+    return path.stat().st_size
+
+
+def read_metadata(path: Path) -> dict:
+    """The metadata :func:`export_onnx` stored."""
+    props = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return json.loads(props.get_modelmeta().custom_metadata_map["signdistill"])
+
+
+def quantize_int8(path: Path, out: Path) -> int:
+    """Dynamic int8 quantization of the LSTM, MatMul and Gemm weights; returns the file size."""
+    quantize_dynamic(
+        str(path),
+        str(out),
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["LSTM", "MatMul", "Gemm"],
+    )
+    return out.stat().st_size
+
+
+def session(path: Path, threads: int = 1) -> ort.InferenceSession:
+    """An ONNX Runtime CPU session; one thread by default for stable latency measurements."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_logits(sess: ort.InferenceSession, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    return np.concatenate(
+        [sess.run(None, {"x": x[i : i + batch]})[0] for i in range(0, len(x), batch)]
+    )
+
+
+def parity(model: ConvPoolLSTM, path: Path, x: torch.Tensor) -> dict[str, float]:
+    """Max absolute logit difference between PyTorch and ONNX Runtime, and prediction agreement."""
+    with torch.no_grad():
+        reference = model.eval()(x).numpy()
+    got = onnx_logits(session(path), x.numpy())
+    return {
+        "onnx_max_abs_diff": float(np.abs(got - reference).max()),
+        "onnx_same_predictions": float((got.argmax(1) == reference.argmax(1)).mean()),
+    }
+
+
+def accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy of an ONNX model on (x, y), measured, not assumed."""
+    return float((onnx_logits(session(path), x).argmax(1) == y).mean())
+
+
+def median_latency_ms(fn: Callable[[], object], warmup: int = 20, runs: int = 200) -> float:
+    """Median wall time of ``fn()`` in milliseconds, after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def latencies(
+    model: ConvPoolLSTM, onnx_path: Path, int8_path: Path, x1: torch.Tensor, runs: int
+) -> dict:
+    """Batch-1 CPU latency (median) of PyTorch eager, ONNX Runtime fp32 and int8, one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            eager = median_latency_ms(lambda: model.eval()(x1), runs=runs)
+    finally:
+        torch.set_num_threads(threads)
+    feeds = {"x": x1.numpy()}
+    fp32, int8 = session(onnx_path), session(int8_path)
+    return {
+        "latency_ms_torch": eager,
+        "latency_ms_onnx": median_latency_ms(lambda: fp32.run(None, feeds), runs=runs),
+        "latency_ms_int8": median_latency_ms(lambda: int8.run(None, feeds), runs=runs),
+    }

@@ -1,0 +1,73 @@
+"""ONNX export parity, metadata, int8 quantization measured on a trained fixture, latency."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from signdistill import export
+from signdistill.models import Architecture, ConvPoolLSTM
+
+META = {
+    "classes": ["a", "b", "c"],
+    "channels": ["x", "y", "z", "w"],
+    "length": 60,
+    "min_length": 17,
+}
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[ConvPoolLSTM, torch.Tensor, torch.Tensor]:
+    """A small model trained to high accuracy on separable synthetic recordings."""
+    g = torch.Generator().manual_seed(0)
+    protos = torch.randn(3, 4, 60, generator=g)
+    y = torch.arange(300) % 3
+    x = protos[y] + 0.5 * torch.randn(300, 4, 60, generator=g)
+    torch.manual_seed(0)
+    model = ConvPoolLSTM(Architecture(4, 3, (8, 8), (32, 32)))
+    model.normalize.fit(x.mean(dim=(0, 2)), x.std(dim=(0, 2)))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        opt.zero_grad()
+        F.cross_entropy(model(x[:200]), y[:200]).backward()
+        opt.step()
+    return model.eval(), x[200:], y[200:]
+
+
+def test_onnx_matches_pytorch_for_any_batch_size(trained, tmp_path):
+    model, x, _ = trained
+    path = tmp_path / "m.onnx"
+    size = export.export_onnx(model, path, x[:2], META)
+    assert size == path.stat().st_size > 0
+    for batch in (1, 7, 100):
+        check = export.parity(model, path, x[:batch])
+        assert check["onnx_max_abs_diff"] < 1e-4 and check["onnx_same_predictions"] == 1.0
+    assert export.read_metadata(path) == META
+
+
+def test_int8_is_smaller_and_its_accuracy_is_measured(trained, tmp_path):
+    model, x, y = trained
+    fp32, int8 = tmp_path / "m.onnx", tmp_path / "m.int8.onnx"
+    fp32_size = export.export_onnx(model, fp32, x[:2], META)
+    int8_size = export.quantize_int8(fp32, int8)
+    assert int8_size < 0.6 * fp32_size
+    with torch.no_grad():
+        torch_acc = float((model(x).argmax(1) == y).float().mean())
+    acc_fp32 = export.accuracy(fp32, x.numpy(), y.numpy())
+    acc_int8 = export.accuracy(int8, x.numpy(), y.numpy())
+    assert torch_acc > 0.8 and acc_fp32 == pytest.approx(torch_acc)
+    assert acc_int8 >= acc_fp32 - 0.05  # a measured value, not a copy of the fp32 one
+    logits = export.onnx_logits(export.session(int8), x.numpy())
+    assert not np.allclose(logits, export.onnx_logits(export.session(fp32), x.numpy()))
+
+
+def test_latencies_are_positive_medians(trained, tmp_path):
+    model, x, _ = trained
+    fp32, int8 = tmp_path / "m.onnx", tmp_path / "m.int8.onnx"
+    export.export_onnx(model, fp32, x[:2], META)
+    export.quantize_int8(fp32, int8)
+    result = export.latencies(model, fp32, int8, x[:1], runs=5)
+    assert set(result) == {"latency_ms_torch", "latency_ms_onnx", "latency_ms_int8"}
+    assert all(v > 0 for v in result.values())
