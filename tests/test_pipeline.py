@@ -37,8 +37,10 @@ def test_teacher_then_students_log_accuracy_and_size(tmp_path):
     )
     assert kd["size_fp32_bytes"] == 4 * kd["params"]
     for result in (teacher, kd, scratch):  # what a device would run, measured
-        assert result["size_int8_bytes"] < result["size_onnx_bytes"]
         assert 0 <= result["test_acc_int8"] <= 1 and result["onnx_same_predictions"] == 1.0
+    # int8 pays off for the teacher; for a ~1k-parameter student its scales and extra nodes
+    # can outweigh the saved bytes, which is why the size is measured, not assumed
+    assert teacher["size_int8_bytes"] < teacher["size_onnx_bytes"]
     assert teacher["test_acc"] > 0.5  # the blobs are learnable: the loop really trains
 
 
@@ -60,6 +62,27 @@ def test_same_seed_same_result(tmp_path):
     assert first["val_acc"] == second["val_acc"] and first["test_acc"] == second["test_acc"]
 
 
+@pytest.mark.parametrize("recover", ["kd", "finetune"])
+def test_pruned_teacher_is_recovered_and_points_at_its_source(tmp_path, recover):
+    overrides = [
+        "model=teacher",
+        "prune=slim",
+        "prune.recover_epochs=2",
+        f"prune.recover={recover}",
+    ]
+    pruned = run(make_cfg(tmp_path, *overrides))
+    df = runs(tmp_path).set_index("run_id")
+    assert len(df) == 2  # the sparsity-trained base model, then the pruned and recovered one
+    row = df.loc[pruned["mlflow_run_id"]]
+    base = df.loc[row["tags.pruned_from"]]
+    assert row["tags.kind"] == f"pruned-{recover}" and base["tags.kind"] == "teacher"
+    assert base["params.arch.conv_batchnorm"] == "True"
+    assert "metrics.sparsity_conv1" in df.columns
+    assert pruned["params"] < base["metrics.params"]
+    assert pruned["size_file_bytes"] < base["metrics.size_file_bytes"]
+    assert pruned["compression_ratio"] > 1
+
+
 @pytest.mark.parametrize(
     ("override", "key"),
     [
@@ -70,11 +93,12 @@ def test_same_seed_same_result(tmp_path):
         ("model.width=0", "model.width"),
         ("teacher.width=-1", "teacher.width"),
         ("model.pool=40", "model.kernel_size/model.pool"),
+        ("prune=slim prune.amount=1.0", "prune.amount"),
     ],
 )
 def test_invalid_config_fails_before_training_naming_the_key(tmp_path, override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        run(make_cfg(tmp_path, override))
+        run(make_cfg(tmp_path, *override.split()))
     assert not (tmp_path / "mlruns" / "mlflow.db").exists()  # nothing was trained or logged
 
 

@@ -36,3 +36,6 @@ def validate(cfg: DictConfig) -> None:
         cfg, "distill.alpha", lambda v: 0 <= v <= 1, "must be in [0, 1] (weight of the soft term)"
     )
     _check(cfg, "data.batch_size", lambda v: v >= 1, "must be >= 1")
+    _check(
+        cfg, "prune.amount", lambda v: 0 <= v < 1, "must be in [0, 1) (fraction of units removed)"
+    )

@@ -14,9 +14,9 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from signdistill import export, teachers, tracking
+from signdistill import export, pruning, teachers, tracking
 from signdistill.augment import Augment
 from signdistill.checkpoints import load_model, save_model
 from signdistill.config import ConfigError, validate
@@ -24,6 +24,7 @@ from signdistill.data.datamodule import SignDataModule
 from signdistill.models import Architecture, ConvPoolLSTM, scaled_sizes
 from signdistill.module import Distillation, SignClassifier
 from signdistill.sizes import size_metrics
+from signdistill.sparsity import SparsityRegularizer, sparsity_stats
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     experiment_id = tracking.configure(
         cfg.logger.tracking_uri, cfg.logger.experiment_name, cfg.logger.artifact_root
     )
-    if cfg.model.role == "teacher":
+    if cfg.prune.amount > 0:
+        result = prune_and_recover(cfg, dm, experiment_id)
+    elif cfg.model.role == "teacher":
         result = obtain_teacher(cfg, dm, experiment_id, model_node="model", retrain=True)
     else:
         teacher = obtain_teacher(cfg, dm, experiment_id, model_node="teacher", retrain=False)
@@ -101,6 +104,37 @@ def obtain_teacher(
         return train(cfg, model_node, dm, experiment_id, store_as=path)
 
 
+def prune_and_recover(cfg: DictConfig, dm: SignDataModule, experiment_id: str) -> Trained:
+    """Sparsity-train the teacher (stored like any teacher), prune it, recover the pruned model.
+
+    Recovery is KD from the unpruned sparse model (``prune.recover=kd``) or hard labels only
+    (``finetune``); its run is tagged ``pruned_from`` the unpruned model's run.
+    """
+    p = cfg.prune
+    if p.recover not in ("kd", "finetune"):
+        raise ConfigError(f"prune.recover={p.recover!r}: expected 'kd' or 'finetune'")
+    with open_dict(cfg):
+        cfg.sparse_base = OmegaConf.merge(
+            cfg.teacher, {"conv_batchnorm": True, "sparsity": p.sparsity, "role": "teacher"}
+        )
+        cfg.model.max_epochs = p.recover_epochs
+    base = obtain_teacher(cfg, dm, experiment_id, model_node="sparse_base", retrain=False)
+    smaller = pruning.prune(base.model, p.amount, p.scope, p.floor)
+    log.info("pruned %s -> %s", base.model.arch, smaller.arch)
+    if p.recover == "finetune":
+        with open_dict(cfg):
+            cfg.distill.enabled = False
+    return train(
+        cfg,
+        "model",
+        dm,
+        experiment_id,
+        teacher=base,
+        init=smaller,
+        extra_tags={"pruned_from": base.run_id, "kind": f"pruned-{p.recover}"},
+    )
+
+
 def _load_teacher(path: Path, dm: SignDataModule, where: str) -> Trained:
     if not path.exists():
         raise ConfigError(f"{where}={path}: no such file")
@@ -123,12 +157,20 @@ def train(
     experiment_id: str,
     teacher: Trained | None = None,
     store_as: Path | None = None,
+    init: ConvPoolLSTM | None = None,
+    extra_tags: dict[str, str] | None = None,
 ) -> Trained:
-    """Fit, restore the best validation weights, test, and log everything as one MLflow run."""
+    """Fit, restore the best validation weights, test, and log everything as one MLflow run.
+
+    ``init`` starts from given weights (a pruned model) instead of a fresh ``model_node``.
+    """
     mcfg = cfg[model_node]
     L.seed_everything(cfg.seed, workers=True)
-    model = ConvPoolLSTM(architecture(mcfg, dm))
-    model.normalize.fit(*dm.channel_stats())
+    if init is None:
+        model = ConvPoolLSTM(architecture(mcfg, dm))
+        model.normalize.fit(*dm.channel_stats())
+    else:
+        model = init.train()
     augment = Augment(**mcfg.augment)
     distill = None
     if teacher is not None and cfg.distill.enabled:
@@ -157,6 +199,8 @@ def train(
     }
     if teacher is not None:
         tags["teacher_run_id"] = teacher.run_id
+    tags |= extra_tags or {}
+    kind = tags["kind"]
     if cfg.sweep.trial_number is not None and role != "teacher":
         tags["optuna.trial_number"] = str(cfg.sweep.trial_number)
         tags["optuna.study_name"] = str(cfg.sweep.study_name)
@@ -168,6 +212,8 @@ def train(
         tracking.log_config(cfg)
         mlflow.log_params({f"arch.{k}": v for k, v in model.arch.as_dict().items()})
         best = _fit(cfg, mcfg, module, dm, active.info.run_id, tmp)
+        if mcfg.get("sparsity"):
+            mlflow.log_metrics(sparsity_stats(model))
         module.load_state_dict(
             torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         )
@@ -216,6 +262,7 @@ def _fit(
         checkpoint,
         EarlyStopping(monitor="val_acc", mode="max", patience=mcfg.patience),
         *_trial_pruning(cfg),
+        *([SparsityRegularizer(**mcfg.sparsity)] if mcfg.get("sparsity") else []),
     ]
     trainer = L.Trainer(
         **OmegaConf.to_container(cfg.trainer, resolve=True),

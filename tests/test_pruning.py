@@ -1,0 +1,119 @@
+"""Channel pruning: exactly the chosen units go, outputs survive removing zero-scale units."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from signdistill.models import Architecture, ConvPoolLSTM, count_parameters
+from signdistill.pruning import importance, prune, prune_to, select
+
+ARCH = Architecture(6, 5, (8, 12), (10, 9), conv_batchnorm=True)
+
+
+def _model(seed: int = 0) -> ConvPoolLSTM:
+    torch.manual_seed(seed)
+    model = ConvPoolLSTM(ARCH)
+    with torch.no_grad():  # non-trivial BatchNorm statistics and biases
+        for bn in (model.features[1], model.features[5], model.norm):
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.5, 0.5)
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def _bytes(model: torch.nn.Module) -> int:
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.getbuffer().nbytes
+
+
+def test_pruning_keeps_exactly_the_selected_units_and_their_weights():
+    model = _model()
+    keep = {
+        "conv1": torch.tensor([0, 3, 5]),
+        "conv2": torch.tensor([1, 2, 7, 11]),
+        "lstm0": torch.tensor([0, 4, 9]),
+        "lstm1": torch.tensor([2, 3, 5, 8]),
+    }
+    small = prune_to(model, keep)
+    assert small.arch.conv_channels == (3, 4) and small.arch.hidden_sizes == (3, 4)
+    assert small(torch.randn(2, 6, 80)).shape == (2, 5)
+    assert torch.equal(small.features[0].weight, model.features[0].weight[keep["conv1"]])
+    assert torch.equal(
+        small.features[4].weight, model.features[4].weight[keep["conv2"]][:, keep["conv1"]]
+    )
+    hidden = 10  # gate block g of unit j lives at row j + g * hidden
+    rows = torch.cat([keep["lstm0"] + g * hidden for g in range(4)])
+    assert torch.equal(
+        small.lstms[0].weight_ih_l0, model.lstms[0].weight_ih_l0[rows][:, keep["conv2"]]
+    )
+    assert torch.equal(
+        small.lstms[0].weight_hh_l0, model.lstms[0].weight_hh_l0[rows][:, keep["lstm0"]]
+    )
+    rows1 = torch.cat([keep["lstm1"] + g * 9 for g in range(4)])
+    assert torch.equal(
+        small.lstms[1].weight_ih_l0, model.lstms[1].weight_ih_l0[rows1][:, keep["lstm0"]]
+    )
+    assert torch.equal(small.norm.running_var, model.norm.running_var[keep["lstm1"]])
+    assert torch.equal(small.head.weight, model.head.weight[:, keep["lstm1"]])
+    assert count_parameters(small) < count_parameters(model)
+    assert _bytes(small) < _bytes(model)
+
+
+def test_removing_zero_scale_units_leaves_outputs_unchanged():
+    model = _model()
+    dead = {"conv1": [1, 6], "conv2": [0, 4, 9], "lstm1": [3, 7]}
+    with torch.no_grad():
+        for bn, units in (
+            (model.features[1], dead["conv1"]),
+            (model.features[5], dead["conv2"]),
+            (model.norm, dead["lstm1"]),
+        ):
+            bn.weight[units] = 0.0  # a zero scale: the unit outputs act(bias), a constant
+        model.lstms[1].weight_hh_l0[:, dead["lstm1"]] = 0.0  # and feeds nothing back
+        model.lstms[1].weight_ih_l0[:, [2, 5]] = 0.0  # lstm0 units 2 and 5 feed nothing on
+        model.lstms[0].weight_hh_l0[:, [2, 5]] = 0.0
+    dead["lstm0"] = [2, 5]
+    keep = {
+        name: torch.tensor([i for i in range(size) if i not in dead[name]])
+        for name, size in (("conv1", 8), ("conv2", 12), ("lstm0", 10), ("lstm1", 9))
+    }
+    small = prune_to(model, keep)
+    x = torch.randn(4, 6, 90)
+    with torch.no_grad():
+        assert torch.allclose(small(x), model(x), atol=1e-5)
+
+
+def test_layer_scope_removes_the_least_important_share_of_every_layer():
+    scores = {"a": torch.tensor([0.1, 0.9, 0.5, 0.2]), "b": torch.tensor([3.0, 1.0])}
+    keep = select(scores, amount=0.5, scope="layer")
+    assert keep["a"].tolist() == [1, 2] and keep["b"].tolist() == [0]
+
+
+def test_global_scope_compares_normalized_importance_and_keeps_a_floor():
+    scores = {"a": torch.tensor([1.0, 0.95, 0.9, 0.85]), "b": torch.tensor([1.0, 0.01, 0.02])}
+    keep = select(scores, amount=0.3, scope="global")
+    assert keep["a"].tolist() == [0, 1, 2, 3] and keep["b"].tolist() == [0]
+    floor = select(
+        {"a": torch.tensor([1.0, 0.9]), "b": torch.tensor([1.0, 1e-6, 1e-6])},
+        0.6,
+        "global",
+        floor=2,
+    )
+    assert len(floor["b"]) == 2  # no layer vanishes
+
+
+def test_prune_uses_batchnorm_scales_and_shrinks_the_model():
+    model = _model()
+    with torch.no_grad():
+        model.features[1].weight.copy_(torch.arange(1.0, 9.0))  # conv1 importance = 1..8
+    small = prune(model, amount=0.5)
+    assert small.arch.conv_channels == (4, 6) and small.arch.hidden_sizes == (5, 5)
+    assert torch.equal(small.features[1].weight, torch.arange(5.0, 9.0))  # the 4 largest kept
+    assert set(importance(model)) == {"conv1", "conv2", "lstm0", "lstm1"}
+    with pytest.raises(ValueError, match=r"prune\.amount"):
+        prune(model, amount=1.0)
