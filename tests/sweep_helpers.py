@@ -27,13 +27,13 @@ TINY = [
 STUDY = "student_pareto_isl_sim"
 
 
-def sweep_command(root: Path, *overrides: str) -> list[str]:
-    """`python src/train.py -m +sweeps=student_pareto ...` from the checkout, rooted at ``root``."""
+def sweep_command(root: Path, *overrides: str, name: str = "student_pareto") -> list[str]:
+    """`python src/train.py -m +sweeps=<name> ...` from the checkout, rooted at ``root``."""
     return [
         sys.executable,
         str(ROOT / "src" / "train.py"),
         "-m",
-        "+sweeps=student_pareto",
+        f"+sweeps={name}",
         f"paths.root={root}",
         f"hydra.sweep.dir={root}/multirun/${{now:%H-%M-%S-%f}}",
         *TINY,
@@ -45,9 +45,9 @@ def environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
-def sweep(root: Path, *overrides: str) -> subprocess.CompletedProcess:
+def sweep(root: Path, *overrides: str, name: str = "student_pareto") -> subprocess.CompletedProcess:
     return subprocess.run(
-        sweep_command(root, *overrides),
+        sweep_command(root, *overrides, name=name),
         cwd=root,
         env=environment(),
         capture_output=True,
@@ -56,9 +56,9 @@ def sweep(root: Path, *overrides: str) -> subprocess.CompletedProcess:
     )
 
 
-def study(root: Path, storage: str | None = None) -> optuna.Study:
+def study(root: Path, storage: str | None = None, name: str = STUDY) -> optuna.Study:
     storage = storage or f"sqlite:///{root}/mlruns/optuna.db"
-    return optuna.load_study(study_name=STUDY, storage=storage)
+    return optuna.load_study(study_name=name, storage=storage)
 
 
 def child_runs(root: Path, tracking_uri: str | None = None):

@@ -115,3 +115,22 @@ def test_failing_trials_are_recorded_and_capped(tmp_path):
     assert capped.returncode != 0
     assert "max_failures" in capped.stderr
     assert len(study(tmp_path).trials) == 3  # stopped after the first failure over the cap
+
+
+@pytest.mark.slow
+def test_compression_sweep_mixes_students_and_pruned_teachers(tmp_path):
+    result = sweep(
+        tmp_path,
+        "hydra.sweeper.n_trials=4",
+        "prune.recover_epochs=1",
+        "export.latency_runs=0",
+        name="compression_pareto",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = study(tmp_path, name="compression_pareto_isl_sim").trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4
+    assert {"prune.amount", "prune.recover", "model.width", "export.deploy"} == set(
+        trials[0].params
+    )
+    for t in trials:
+        assert 0 <= t.values[0] <= 1 and t.values[1] > 0

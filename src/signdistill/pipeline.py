@@ -233,6 +233,7 @@ def train(
         )
         if cfg.export.onnx:
             metrics |= _export(model, dm, tmp, meta, cfg.export)
+            metrics |= _deployed(metrics, cfg.export.deploy)
         meta["metrics"] = metrics
         save_model(file, model, meta)
         if store_as is not None:
@@ -308,8 +309,15 @@ def _evaluate(module: SignClassifier, dm: SignDataModule, cfg: DictConfig) -> di
 def _export(
     model: ConvPoolLSTM, dm: SignDataModule, tmp: Path, meta: dict, ecfg: DictConfig
 ) -> dict[str, float]:
-    """ONNX (and int8) files as artifacts, with their sizes, test accuracy and latency."""
+    """ONNX (and int8) files as artifacts, with their sizes, accuracy and latency.
+
+    ``*_deployed`` metrics describe the file ``export.deploy`` names, so a sweep can optimize
+    what a device would actually run.
+    """
+    if ecfg.deploy not in ("int8", "fp32") or (ecfg.deploy == "int8" and not ecfg.int8):
+        raise ConfigError(f"export.deploy={ecfg.deploy!r}: expected fp32, or int8 with export.int8")
     x_test, y_test = dm.tensors("test")
+    x_val, y_val = dm.tensors("val")
     onnx_meta = {k: meta[k] for k in ("classes", "channels", "length", "min_length")}
     fp32 = tmp / "model.onnx"
     metrics = {"size_onnx_bytes": float(export.export_onnx(model, fp32, x_test[:2], onnx_meta))}
@@ -319,10 +327,26 @@ def _export(
         int8 = tmp / "model.int8.onnx"
         metrics["size_int8_bytes"] = float(export.quantize_int8(fp32, int8))
         metrics["test_acc_int8"] = export.accuracy(int8, x_test.numpy(), y_test.numpy())
+        metrics["val_acc_int8"] = export.accuracy(int8, x_val.numpy(), y_val.numpy())
         tracking.log_file(int8)
         if ecfg.latency_runs:
             metrics |= export.latencies(model, fp32, int8, x_test[:1], ecfg.latency_runs)
     return metrics
+
+
+def _deployed(metrics: dict[str, float], deploy: str) -> dict[str, float]:
+    """The size and accuracy of the file a device would run (``export.deploy``)."""
+    if deploy == "int8":
+        return {
+            "size_deployed_bytes": metrics["size_int8_bytes"],
+            "val_acc_deployed": metrics["val_acc_int8"],
+            "test_acc_deployed": metrics["test_acc_int8"],
+        }
+    return {
+        "size_deployed_bytes": metrics["size_onnx_bytes"],
+        "val_acc_deployed": metrics["val_acc"],
+        "test_acc_deployed": metrics["test_acc"],
+    }
 
 
 def _log_confusion(module: SignClassifier, dm: SignDataModule) -> None:
