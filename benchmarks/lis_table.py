@@ -12,42 +12,17 @@ The LIS copy is read from $SIGNDISTILL_LIS_ROOT or ../shared/datasets/lis-emg-im
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
 import numpy as np
-from hydra.utils import instantiate
 
-from signdistill import tracking
-from signdistill.pipeline import obtain_teacher, run
+from signdistill.pipeline import run
 
-from common import ROOT, config
+from common import config, lis_root, mean_std, stored_teacher
 
 STUDENTS = {
     "student, KD": ["model=student", "distill=kd"],
     "student, scratch": ["model=student", "distill=none"],
 }
-
-
-def lis_root() -> str:
-    root = os.environ.get("SIGNDISTILL_LIS_ROOT", str(ROOT.parent / "shared/datasets/lis-emg-imu"))
-    if not Path(root).is_dir():
-        raise SystemExit(f"no LIS copy at {root}: set SIGNDISTILL_LIS_ROOT")
-    return root
-
-
-def stored_teacher(cfg) -> dict:
-    """The teacher the students of this split distill from (trained once, then reused)."""
-    dm = instantiate(cfg.data)
-    dm.prepare()
-    experiment = tracking.configure(
-        cfg.logger.tracking_uri, cfg.logger.experiment_name, cfg.logger.artifact_root
-    )
-    return obtain_teacher(cfg, dm, experiment, model_node="teacher", retrain=False).metrics
-
-
-def mean_std(values: list[float]) -> str:
-    return f"{100 * np.mean(values):.1f} +/- {100 * np.std(values, ddof=1):.1f}"
 
 
 def main() -> None:
@@ -58,7 +33,7 @@ def main() -> None:
     results: dict[str, list[dict]] = {"teacher": [], **{name: [] for name in STUDENTS}}
     for seed in range(args.seeds):
         split = [*base, f"data.split_seed={seed}"]
-        results["teacher"].append(stored_teacher(config(*split, *overrides)))
+        results["teacher"].append(stored_teacher(config(*split, *overrides)).metrics)
         for name, extra in STUDENTS.items():
             results[name].append(run(config(*split, *extra, *overrides)))
         print(

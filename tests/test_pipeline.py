@@ -94,6 +94,8 @@ def test_pruned_teacher_is_recovered_and_points_at_its_source(tmp_path, recover)
         ("teacher.width=-1", "teacher.width"),
         ("model.pool=40", "model.kernel_size/model.pool"),
         ("prune=slim prune.amount=1.0", "prune.amount"),
+        ("export.deploy=fp16", "export.deploy"),
+        ("export.int8=false", "export.deploy=int8"),
     ],
 )
 def test_invalid_config_fails_before_training_naming_the_key(tmp_path, override, key):

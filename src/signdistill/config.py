@@ -39,3 +39,6 @@ def validate(cfg: DictConfig) -> None:
     _check(
         cfg, "prune.amount", lambda v: 0 <= v < 1, "must be in [0, 1) (fraction of units removed)"
     )
+    _check(cfg, "export.deploy", lambda v: v in ("fp32", "int8"), "must be fp32 or int8")
+    if cfg.export.deploy == "int8" and not (cfg.export.onnx and cfg.export.int8):
+        raise ConfigError("export.deploy=int8 needs export.onnx=true and export.int8=true")

@@ -314,8 +314,6 @@ def _export(
     ``*_deployed`` metrics describe the file ``export.deploy`` names, so a sweep can optimize
     what a device would actually run.
     """
-    if ecfg.deploy not in ("int8", "fp32") or (ecfg.deploy == "int8" and not ecfg.int8):
-        raise ConfigError(f"export.deploy={ecfg.deploy!r}: expected fp32, or int8 with export.int8")
     x_test, y_test = dm.tensors("test")
     x_val, y_val = dm.tensors("val")
     onnx_meta = {k: meta[k] for k in ("classes", "channels", "length", "min_length")}
