@@ -1,8 +1,8 @@
 """One LightningDataModule for every source: in-memory tensors, seeded splits, train-only stats.
 
-The datasets here are a few thousand short recordings (tens of MB), so they live in memory as
-tensors and each batch is one gather (a BatchSampler over a TensorDataset); worker processes would
-only add start-up and copy costs (see benchmarks/data_loading.py).
+The datasets here are a few thousand short recordings (tens to hundreds of MB), so each split is
+gathered into tensors once and served by a plain DataLoader over a TensorDataset; worker
+processes would only add start-up and copy costs (measured in benchmarks/data_loading.py).
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ class SignDataModule(L.LightningDataModule):
         self.recordings: Recordings | None = None
         self.split: Split | None = None
         self.teacher_logits: torch.Tensor | None = None
+        self._parts: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def prepare(self) -> Recordings:
         """Load (or generate) the dataset and split it; idempotent."""
@@ -90,10 +91,13 @@ class SignDataModule(L.LightningDataModule):
         self.prepare()
 
     def tensors(self, part: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """(x, y) of one split: 'train', 'val' or 'test'."""
-        rec = self.prepare()
-        idx = getattr(self.split, part)
-        return torch.from_numpy(rec.x[idx]), torch.from_numpy(rec.y[idx].astype("int64"))
+        """(x, y) of one split: 'train', 'val' or 'test' (gathered once, then reused)."""
+        if part not in self._parts:
+            rec = self.prepare()
+            idx = getattr(self.split, part)
+            x, y = rec.x[idx], rec.y[idx].astype("int64")
+            self._parts[part] = (torch.from_numpy(x), torch.from_numpy(y))
+        return self._parts[part]
 
     def channel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-channel mean and std over the training split only (never val/test)."""
