@@ -81,6 +81,7 @@ def test_pruned_teacher_is_recovered_and_points_at_its_source(tmp_path, recover)
     assert pruned["params"] < base["metrics.params"]
     assert pruned["size_file_bytes"] < base["metrics.size_file_bytes"]
     assert pruned["compression_ratio"] > 1
+    assert 0 <= pruned["test_acc_before_recovery"] <= 1
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,18 @@
-"""The in-project Optuna sweeper: discovery, search spaces, Pareto tags, sweeps that resume."""
+"""The in-project Optuna sweeper: discovery, search spaces, Pareto tags, sweeps that resume.
+
+The fast sweep tests run ``tests/sweeper_app/app.py`` (instant closed-form metrics, MLflow runs
+logged like the real pipeline's) from a temporary folder; the ``slow`` ones run the real
+``src/train.py`` on tiny data.
+"""
 
 from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import mlflow
 import optuna
@@ -10,12 +22,22 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.storages import RetryFailedTrialCallback
+from optuna.trial import TrialState
 
 from hydra_plugins.signdistill_sweeper.space import distribution, search_space
 from hydra_plugins.signdistill_sweeper.sweeper import OptunaSweeper
 from signdistill.pareto import pareto_mask, redact_url
 
 from sweep_helpers import child_runs, study, sweep
+
+APP = Path(__file__).resolve().parent / "sweeper_app" / "app.py"
+SRC = Path(__file__).resolve().parents[1] / "src"
+SINGLE = [  # the dummy app's sweep as a single-objective study
+    "hydra.sweeper.study_name=single",
+    "hydra.sweeper.objectives=[val_acc]",
+    "hydra.sweeper.directions=[maximize]",
+]
 
 
 def test_plugin_is_discovered_and_registered():
@@ -134,3 +156,176 @@ def test_compression_sweep_mixes_students_and_pruned_teachers(tmp_path):
     )
     for t in trials:
         assert 0 <= t.values[0] <= 1 and t.values[1] > 0
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow database with its tables: creating them takes seconds, copying them does not."""
+    db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
+    return db
+
+
+@pytest.fixture
+def root(tmp_path: Path, mlflow_template: Path) -> Path:
+    """The dummy app's working directory (paths.root), holding ``mlruns/``."""
+    (tmp_path / "mlruns").mkdir()
+    shutil.copy(mlflow_template, tmp_path / "mlruns" / "mlflow.db")
+    return tmp_path
+
+
+def app_command(*overrides: str) -> list[str]:
+    """`python tests/sweeper_app/app.py -m ...`, as a user runs `python src/train.py -m ...`."""
+    return [sys.executable, str(APP), "-m", *overrides]
+
+
+def app_environment() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(SRC)}
+
+
+def app_sweep(root: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        app_command(*overrides),
+        cwd=root,
+        env=app_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_dummy_sweep_logs_trials_as_child_runs_and_resumes(root):
+    first = app_sweep(root)  # n_trials=3 in the app's config
+    assert first.returncode == 0, first.stderr[-3000:]
+    s = study(root, name="dummy")
+    assert [t.number for t in s.trials] == [0, 1, 2]
+    assert all(t.state == TrialState.COMPLETE for t in s.trials)
+
+    children, parents = child_runs(root)
+    assert len(parents) == 1
+    parent = parents.iloc[0]
+    assert parent["tags.optuna.study_name"] == "dummy"
+    assert parent["tags.optuna.storage"] == f"sqlite:///{root}/mlruns/optuna.db"
+    assert s.user_attrs["mlflow_parent_run_id"] == parent["run_id"]
+    assert sorted(children["tags.mlflow.runName"]) == ["trial-0", "trial-1", "trial-2"]
+    assert set(children["tags.mlflow.parentRunId"]) == {parent["run_id"]}
+    assert set(children["tags.optuna.trial_state"]) == {"COMPLETE"}
+    assert set(children["status"]) == {"FINISHED"}
+    expected = pareto_mask([t.values for t in s.trials], ["maximize", "minimize"])
+    tagged = children.set_index("tags.optuna.trial_number")["tags.pareto"]
+    assert [tagged[str(i)] == "true" for i in range(3)] == expected
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent["run_id"])}
+    assert {"trials.csv", "pareto_front.png", "pareto_front.html"} <= artifacts
+
+    second = app_sweep(root, "hydra.sweeper.n_trials=2")
+    assert second.returncode == 0, second.stderr[-3000:]
+    s = study(root, name="dummy")
+    assert [t.number for t in s.trials] == [0, 1, 2, 3, 4]  # numbering continues
+    assert len({tuple(sorted(t.params.items())) for t in s.trials}) == 5  # new points only
+    children, parents = child_runs(root)
+    assert len(parents) == 1 and len(children) == 5  # the same parent run
+    expected = pareto_mask([t.values for t in s.trials], ["maximize", "minimize"])
+    tagged = children.set_index("tags.optuna.trial_number")["tags.pareto"]
+    assert [tagged[str(i)] == "true" for i in range(5)] == expected  # old runs re-tagged
+
+
+def test_dummy_failures_are_recorded_and_capped(root):
+    going_on = app_sweep(root, "fail_above=0.5", "hydra.sweeper.n_trials=4")
+    assert going_on.returncode == 0, going_on.stderr[-3000:]
+    trials = study(root, name="dummy").trials
+    states = [t.state for t in trials]
+    assert states == [
+        TrialState.FAIL if t.params["x"] > 0.5 else TrialState.COMPLETE for t in trials
+    ]
+    first_fail = states.index(TrialState.FAIL)
+    assert TrialState.COMPLETE in states[first_fail:]  # the sweep went on after a failure
+    assert "above fail_above" in trials[first_fail].user_attrs["error"]
+    children, _ = child_runs(root)
+    by_trial = children.set_index("tags.optuna.trial_number")
+    for t in trials:
+        run = by_trial.loc[str(t.number)]
+        assert run["tags.optuna.trial_state"] == t.state.name
+        assert run["status"] == ("FAILED" if t.state == TrialState.FAIL else "FINISHED")
+
+    capped = app_sweep(
+        root, "fail_above=-1", "hydra.sweeper.n_trials=5", "hydra.sweeper.max_failures=1"
+    )
+    assert capped.returncode != 0
+    assert "max_failures" in capped.stderr
+    assert len(study(root, name="dummy").trials) == 4 + 2  # stopped at the second failure
+
+
+def test_dummy_pruned_trials_are_pruned_not_failed(root):
+    result = app_sweep(
+        root,
+        *SINGLE,
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:0.18}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = study(root, name="single").trials
+    pruned = [t.intermediate_values[0] < 0.18 for t in trials]
+    assert [t.state == TrialState.PRUNED for t in trials] == pruned
+    assert any(pruned) and not all(pruned)
+    children, _ = child_runs(root)
+    states = children.set_index("tags.optuna.trial_number")["tags.optuna.trial_state"]
+    assert [states[str(t.number)] for t in trials] == [t.state.name for t in trials]
+
+
+def test_dummy_repeats_are_averaged(root):
+    result = app_sweep(
+        root,
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.repeat_key=seed",
+        "hydra.sweeper.repeat_values=[0,1,2]",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = study(root, name="dummy").trials
+    for t in trials:
+        per_seed = t.user_attrs["per_repeat"]
+        assert len(per_seed) == 3
+        assert [v[0] - per_seed[0][0] for v in per_seed] == pytest.approx([0.0, 0.01, 0.02])
+        assert t.values[0] == pytest.approx(sum(v[0] for v in per_seed) / 3)
+    children, _ = child_runs(root)
+    assert sorted(children["tags.optuna.trial_number"]) == ["0", "0", "0", "1", "1", "1"]
+
+
+def _wait_for_trial_run(root: Path, deadline_s: float) -> None:
+    """Until the worker's trial 0 has its MLflow run open."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        children, _ = child_runs(root)
+        if len(children) and (children["status"] == "RUNNING").any():
+            return
+        time.sleep(0.3)
+    raise AssertionError("trial 0 never started its run")
+
+
+def test_dummy_killed_worker_trial_is_failed_and_retried(root):
+    beat = ["hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=2"]
+    doomed = subprocess.Popen(
+        app_command(*beat, "hydra.sweeper.n_trials=1", "sleep_s=60"),
+        cwd=root,
+        env=app_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_trial_run(root, deadline_s=60)
+    finally:
+        doomed.kill()  # SIGKILL: no handler runs, the trial stays RUNNING in the study
+        doomed.wait()
+    assert study(root, name="dummy").trials[0].state == TrialState.RUNNING
+    time.sleep(3)  # past the grace period
+
+    result = app_sweep(root, *beat, "hydra.sweeper.n_trials=1", "hydra.sweeper.max_retry=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    stale, retry = study(root, name="dummy").trials
+    assert stale.state == TrialState.FAIL and retry.state == TrialState.COMPLETE
+    assert RetryFailedTrialCallback.retried_trial_number(retry) == 0
+    assert retry.params == stale.params
+    children, _ = child_runs(root)
+    killed = children[children["tags.optuna.trial_number"] == "0"].iloc[0]
+    assert killed["status"] == "FAILED"
+    assert killed["tags.optuna.trial_state"] == "FAIL"
+    assert "heartbeat" in killed["tags.optuna.error"]

@@ -121,6 +121,9 @@ def prune_and_recover(cfg: DictConfig, dm: SignDataModule, experiment_id: str) -
     base = obtain_teacher(cfg, dm, experiment_id, model_node="sparse_base", retrain=False)
     smaller = pruning.prune(base.model, p.amount, p.scope, p.floor)
     log.info("pruned %s -> %s", base.model.arch, smaller.arch)
+    x_test, y_test = dm.tensors("test")
+    with torch.no_grad():
+        before = float((smaller.eval()(x_test).argmax(1) == y_test).float().mean())
     if p.recover == "finetune":
         with open_dict(cfg):
             cfg.distill.enabled = False
@@ -132,6 +135,7 @@ def prune_and_recover(cfg: DictConfig, dm: SignDataModule, experiment_id: str) -
         teacher=base,
         init=smaller,
         extra_tags={"pruned_from": base.run_id, "kind": f"pruned-{p.recover}"},
+        extra_metrics={"test_acc_before_recovery": before},
     )
 
 
@@ -159,6 +163,7 @@ def train(
     store_as: Path | None = None,
     init: ConvPoolLSTM | None = None,
     extra_tags: dict[str, str] | None = None,
+    extra_metrics: dict[str, float] | None = None,
 ) -> Trained:
     """Fit, restore the best validation weights, test, and log everything as one MLflow run.
 
@@ -212,12 +217,12 @@ def train(
         tracking.log_config(cfg)
         mlflow.log_params({f"arch.{k}": v for k, v in model.arch.as_dict().items()})
         best = _fit(cfg, mcfg, module, dm, active.info.run_id, tmp)
-        if mcfg.get("sparsity"):
-            mlflow.log_metrics(sparsity_stats(model))
         module.load_state_dict(
             torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         )
-        metrics = _evaluate(module, dm, cfg)
+        metrics = _evaluate(module, dm, cfg) | (extra_metrics or {})
+        if mcfg.get("sparsity"):
+            metrics |= sparsity_stats(model)
         file = tmp / "model.pt"
         meta = {
             "run_id": active.info.run_id,

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import optuna
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.sweeper import Sweeper
@@ -46,6 +47,9 @@ class OptunaSweeper(Sweeper):
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
         self.config = config
+        # Hydra sets this only per job; the task config read here (logger.tracking_uri via
+        # paths.root: ${hydra:runtime.cwd}) needs it to resolve before any job runs.
+        HydraConfig.instance().set_config(config)
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
