@@ -73,7 +73,6 @@ class OptunaSweeper(Sweeper):
             redact_url(s.storage),
             parent,
         )
-        self.parent = parent
         failures, launched = 0, 0
         while launched < s.n_trials:
             optuna.storages.fail_stale_trials(study)
@@ -144,6 +143,7 @@ class OptunaSweeper(Sweeper):
     def _tell(self, study: optuna.Study, trial: Trial, rets: Sequence[JobReturn]) -> FrozenTrial:
         """Record a trial's outcome: its objectives averaged over repeats, or why it failed."""
         s = self.settings
+        # a failed JobReturn re-raises its exception from .return_value; _return_value holds it
         errors = [r._return_value for r in rets if r.status != JobStatus.COMPLETED]
         if errors:
             state = (
