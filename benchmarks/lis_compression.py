@@ -6,6 +6,8 @@ each as the fp32 weights file, fp32 ONNX and int8 ONNX (test accuracy measured o
 batch-1 CPU latency (median, one thread). Every model is a pipeline run logged to MLflow.
 
 Usage: python benchmarks/lis_compression.py [--seeds 5] [--amount 0.55] [overrides...]
+Splits can run in separate processes (--first-seed); `--from-mlflow` then prints the table of all
+splits from the logged runs without training anything.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
+import mlflow
 import numpy as np
 from hydra.utils import instantiate
 
@@ -44,11 +47,46 @@ def teacher_row(cfg) -> dict[str, float]:
     return row
 
 
+def logged_row(cfg, kind: str, seed: int) -> dict[str, float]:
+    """The newest finished run of ``kind`` on LIS split ``seed`` made with this config's pruning
+    and export settings, from the configured experiment."""
+    mlflow.set_tracking_uri(cfg.logger.tracking_uri)
+    same = {
+        "data.split_seed": seed,
+        "export.latency_runs": cfg.export.latency_runs,
+        "prune.amount": cfg.prune.amount,
+    }
+    if kind.startswith("pruned"):
+        same |= {f"prune.sparsity.{k}": v for k, v in cfg.prune.sparsity.items()}
+    params = " and ".join(f"params.`{k}` = '{v}'" for k, v in same.items())
+    runs = mlflow.search_runs(
+        experiment_names=[cfg.logger.experiment_name],
+        filter_string=(
+            f"tags.kind = '{kind}' and tags.data = 'lis' and {params} and "
+            "attributes.status = 'FINISHED'"
+        ),
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if runs.empty:
+        raise SystemExit(f"no finished {kind} run for split {seed}: run without --from-mlflow")
+    row = runs.iloc[0]
+    return {k.removeprefix("metrics."): v for k, v in row.items() if k.startswith("metrics.")}
+
+
+KINDS = {
+    "student, KD": "student-kd",
+    "teacher pruned, KD recovery": "pruned-kd",
+    "teacher pruned, fine-tuned": "pruned-finetune",
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--amount", type=float, default=0.55)
+    parser.add_argument("--from-mlflow", action="store_true", help="print the logged runs' table")
     args, overrides = parser.parse_known_args()
     base = ["data=lis", f"data.source.root={lis_root()}", "trainer.enable_progress_bar=false"]
     pruned = ["model=teacher", "prune=slim", f"prune.amount={args.amount}"]
@@ -63,7 +101,10 @@ def main() -> None:
         split = [*base, f"data.split_seed={seed}", *overrides]
         results["teacher"].append(teacher_row(config(*split)))
         for name, extra in rows.items():
-            results[name].append(run(config(*split, *extra)))
+            cfg = config(*split, *extra)
+            results[name].append(
+                logged_row(cfg, KINDS[name], seed) if args.from_mlflow else run(cfg)
+            )
         print(
             f"split {seed}: "
             + ", ".join(f"{k} {v[-1]['test_acc']:.4f}" for k, v in results.items())

@@ -1,4 +1,4 @@
-"""Channel pruning: exactly the chosen units go, outputs survive removing zero-scale units."""
+"""Channel pruning: exactly the chosen units go, outputs survive removing constant units."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ import pytest
 import torch
 
 from signdistill.models import Architecture, ConvPoolLSTM, count_parameters
-from signdistill.pruning import importance, prune, prune_to, select
+from signdistill.pruning import importance, min_units, prune, prune_to, select
 
 ARCH = Architecture(6, 5, (8, 12), (10, 9), conv_batchnorm=True)
+SIZES = {"conv1": 8, "conv2": 12, "lstm0": 10, "lstm1": 9}
 
 
-def _model(seed: int = 0) -> ConvPoolLSTM:
+def _model(arch: Architecture = ARCH, seed: int = 0) -> ConvPoolLSTM:
     torch.manual_seed(seed)
-    model = ConvPoolLSTM(ARCH)
+    model = ConvPoolLSTM(arch)
+    bns = [model.norm, *(m for m in model.features if isinstance(m, torch.nn.BatchNorm1d))]
     with torch.no_grad():  # non-trivial BatchNorm statistics and biases
-        for bn in (model.features[1], model.features[5], model.norm):
+        for bn in bns:
             bn.weight.uniform_(0.5, 1.5)
             bn.bias.uniform_(-0.5, 0.5)
             bn.running_mean.uniform_(-0.2, 0.2)
@@ -29,6 +31,13 @@ def _bytes(model: torch.nn.Module) -> int:
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
     return buf.getbuffer().nbytes
+
+
+def _keep_all_but(dead: dict[str, list[int]]) -> dict[str, torch.Tensor]:
+    return {
+        name: torch.tensor([i for i in range(size) if i not in dead.get(name, [])])
+        for name, size in SIZES.items()
+    }
 
 
 def test_pruning_keeps_exactly_the_selected_units_and_their_weights():
@@ -43,49 +52,66 @@ def test_pruning_keeps_exactly_the_selected_units_and_their_weights():
     assert small.arch.conv_channels == (3, 4) and small.arch.hidden_sizes == (3, 4)
     assert small(torch.randn(2, 6, 80)).shape == (2, 5)
     assert torch.equal(small.features[0].weight, model.features[0].weight[keep["conv1"]])
+    assert torch.equal(small.features[1].running_mean, model.features[1].running_mean[[0, 3, 5]])
     assert torch.equal(
         small.features[4].weight, model.features[4].weight[keep["conv2"]][:, keep["conv1"]]
     )
-    hidden = 10  # gate block g of unit j lives at row j + g * hidden
+    hidden = 10  # gate block g (i, f, g, o) of unit j lives at row j + g * hidden
     rows = torch.cat([keep["lstm0"] + g * hidden for g in range(4)])
-    assert torch.equal(
-        small.lstms[0].weight_ih_l0, model.lstms[0].weight_ih_l0[rows][:, keep["conv2"]]
-    )
-    assert torch.equal(
-        small.lstms[0].weight_hh_l0, model.lstms[0].weight_hh_l0[rows][:, keep["lstm0"]]
-    )
+    lstm0, small0 = model.lstms[0], small.lstms[0]
+    assert torch.equal(small0.weight_ih_l0, lstm0.weight_ih_l0[rows][:, keep["conv2"]])
+    assert torch.equal(small0.weight_hh_l0, lstm0.weight_hh_l0[rows][:, keep["lstm0"]])
+    assert torch.equal(small0.bias_ih_l0, lstm0.bias_ih_l0[rows])
+    assert torch.equal(small0.bias_hh_l0, lstm0.bias_hh_l0[rows])
     rows1 = torch.cat([keep["lstm1"] + g * 9 for g in range(4)])
     assert torch.equal(
         small.lstms[1].weight_ih_l0, model.lstms[1].weight_ih_l0[rows1][:, keep["lstm0"]]
     )
     assert torch.equal(small.norm.running_var, model.norm.running_var[keep["lstm1"]])
     assert torch.equal(small.head.weight, model.head.weight[:, keep["lstm1"]])
+    assert torch.equal(small.normalize.std, model.normalize.std)
     assert count_parameters(small) < count_parameters(model)
     assert _bytes(small) < _bytes(model)
 
 
 def test_removing_zero_scale_units_leaves_outputs_unchanged():
     model = _model()
-    dead = {"conv1": [1, 6], "conv2": [0, 4, 9], "lstm1": [3, 7]}
+    dead = {"conv1": [1, 6], "conv2": [0, 4, 9], "lstm0": [2, 5], "lstm1": [3, 7]}
     with torch.no_grad():
         for bn, units in (
-            (model.features[1], dead["conv1"]),
-            (model.features[5], dead["conv2"]),
-            (model.norm, dead["lstm1"]),
+            (model.features[1], dead["conv1"]),  # outputs sigmoid(beta), not 0: folded
+            (model.features[5], dead["conv2"]),  # outputs relu(beta): folded into the LSTM
+            (model.norm, dead["lstm1"]),  # outputs beta: folded into the head
         ):
-            bn.weight[units] = 0.0  # a zero scale: the unit outputs act(bias), a constant
-        model.lstms[1].weight_hh_l0[:, dead["lstm1"]] = 0.0  # and feeds nothing back
-        model.lstms[1].weight_ih_l0[:, [2, 5]] = 0.0  # lstm0 units 2 and 5 feed nothing on
-        model.lstms[0].weight_hh_l0[:, [2, 5]] = 0.0
-    dead["lstm0"] = [2, 5]
-    keep = {
-        name: torch.tensor([i for i in range(size) if i not in dead[name]])
-        for name, size in (("conv1", 8), ("conv2", 12), ("lstm0", 10), ("lstm1", 9))
-    }
-    small = prune_to(model, keep)
+            bn.weight[units] = 0.0
+        model.lstms[1].weight_hh_l0[:, dead["lstm1"]] = 0.0  # and feed nothing back
+        model.lstms[1].weight_ih_l0[:, dead["lstm0"]] = 0.0  # lstm0 units that feed nothing on
+        model.lstms[0].weight_hh_l0[:, dead["lstm0"]] = 0.0
     x = torch.randn(4, 6, 90)
+    small = prune_to(model, _keep_all_but(dead))
     with torch.no_grad():
         assert torch.allclose(small(x), model(x), atol=1e-5)
+
+
+def test_removing_zero_filter_channels_without_batchnorm_folds_their_constant():
+    model = _model(Architecture(6, 5, (8, 12), (10, 9)))
+    dead = {"conv1": [0, 5], "conv2": [3, 10]}
+    with torch.no_grad():
+        model.features[0].weight[dead["conv1"]] = 0.0  # outputs sigmoid(bias)
+        model.features[4].weight[dead["conv2"]] = 0.0  # outputs relu(bias)
+        model.features[4].bias[dead["conv2"]] = torch.tensor([0.3, 0.7])
+    x = torch.randn(3, 6, 70)
+    small = prune_to(model, _keep_all_but(dead))
+    with torch.no_grad():
+        assert torch.allclose(small(x), model(x), atol=1e-5)
+
+
+def test_source_model_is_untouched():
+    model = _model().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    small = prune(model, amount=0.5)
+    assert model.training and small.training
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
 def test_layer_scope_removes_the_least_important_share_of_every_layer():
@@ -107,6 +133,18 @@ def test_global_scope_compares_normalized_importance_and_keeps_a_floor():
     assert len(floor["b"]) == 2  # no layer vanishes
 
 
+def test_global_scope_removes_exactly_amount_even_with_ties():
+    scores = {"a": torch.tensor([1.0, 0.0, 0.0, 0.0]), "b": torch.tensor([1.0, 0.0, 0.0, 0.5])}
+    keep = select(scores, amount=0.25, scope="global")
+    assert sum(len(k) for k in keep.values()) == 6  # 8 units, floor(0.25 * 8) = 2 removed
+
+
+def test_floor_is_a_count_or_a_fraction_and_never_zero():
+    assert [min_units(2, 10), min_units(0.25, 10), min_units(0, 10), min_units(5, 3)] == [2, 3, 1, 3]
+    keep = select({"a": torch.arange(1.0, 11.0)}, amount=0.9, scope="layer", floor=0.25)
+    assert keep["a"].tolist() == [7, 8, 9]
+
+
 def test_prune_uses_batchnorm_scales_and_shrinks_the_model():
     model = _model()
     with torch.no_grad():
@@ -114,6 +152,18 @@ def test_prune_uses_batchnorm_scales_and_shrinks_the_model():
     small = prune(model, amount=0.5)
     assert small.arch.conv_channels == (4, 6) and small.arch.hidden_sizes == (5, 5)
     assert torch.equal(small.features[1].weight, torch.arange(5.0, 9.0))  # the 4 largest kept
-    assert set(importance(model)) == {"conv1", "conv2", "lstm0", "lstm1"}
+    assert set(importance(model)) == set(SIZES)
     with pytest.raises(ValueError, match=r"prune\.amount"):
         prune(model, amount=1.0)
+
+
+def test_global_prune_runs_and_importance_without_batchnorm_is_filter_l1():
+    model = _model(Architecture(6, 5, (8, 12), (10, 9)))
+    scores = importance(model)
+    assert torch.allclose(scores["conv1"], model.features[0].weight.abs().sum(dim=(1, 2)))
+    assert torch.allclose(scores["lstm0"], model.lstms[1].weight_ih_l0.norm(dim=0))
+    small = prune(model, amount=0.6, scope="global", floor=2)
+    total = sum(SIZES.values())
+    assert sum(small.arch.conv_channels) + sum(small.arch.hidden_sizes) <= total - int(0.6 * total)
+    assert min(*small.arch.conv_channels, *small.arch.hidden_sizes) >= 2
+    assert small(torch.randn(2, 6, 60)).shape == (2, 5)

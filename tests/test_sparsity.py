@@ -4,21 +4,45 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
 
 from signdistill.models import Architecture, ConvPoolLSTM
-from signdistill.sparsity import SparsityRegularizer, penalty_factors, scale_layers
+from signdistill.sparsity import (
+    SparsityRegularizer,
+    decay,
+    penalty_factors,
+    scale_layers,
+    sparsity_stats,
+)
+
+ARCH = Architecture(4, 3, (6, 6), (8, 8), conv_batchnorm=True)
+SCALES = {"features.1.weight", "features.5.weight", "norm.weight"}
 
 
-def _grads(regularizer: SparsityRegularizer | None, epoch: int = 0) -> dict[str, torch.Tensor]:
+def _model() -> ConvPoolLSTM:
+    """A model whose scales differ (fresh BatchNorms all start at 1, which protects nothing)."""
     torch.manual_seed(0)
-    model = ConvPoolLSTM(Architecture(4, 3, (6, 6), (8, 8), conv_batchnorm=True))
+    model = ConvPoolLSTM(ARCH)
+    with torch.no_grad():
+        for bn in scale_layers(model).values():
+            bn.weight.uniform_(-1.0, 1.0)
+    return model
+
+
+def _grads(
+    regularizer: SparsityRegularizer | None, epoch: int = 0, accumulate: int = 1
+) -> dict[str, torch.Tensor]:
+    model = _model()
     x, y = torch.randn(5, 4, 60), torch.tensor([0, 1, 2, 0, 1])
     F.cross_entropy(model(x), y).backward()
     if regularizer is not None:
-        trainer = SimpleNamespace(current_epoch=epoch, max_epochs=11)
+        trainer = SimpleNamespace(
+            current_epoch=epoch, max_epochs=11, accumulate_grad_batches=accumulate
+        )
         regularizer.on_after_backward(trainer, SimpleNamespace(model=model))
     return {name: p.grad.clone() for name, p in model.named_parameters()}
 
@@ -26,12 +50,19 @@ def _grads(regularizer: SparsityRegularizer | None, epoch: int = 0) -> dict[str,
 def test_penalty_changes_only_scale_factor_gradients():
     plain = _grads(None)
     penalized = _grads(SparsityRegularizer(rate=0.01, mode="uniform"))
-    scales = {"features.1.weight", "features.5.weight", "norm.weight"}
+    signs = {name: torch.sign(p.detach()) for name, p in _model().named_parameters()}
     for name, grad in plain.items():
-        if name in scales:
-            assert torch.allclose(penalized[name] - grad, 0.01 * torch.ones_like(grad), atol=1e-6)
+        if name in SCALES:
+            assert torch.allclose(penalized[name] - grad, 0.01 * signs[name], atol=1e-7)
         else:
             assert torch.equal(penalized[name], grad), name
+
+
+def test_rate_is_per_optimizer_step_under_gradient_accumulation():
+    plain = _grads(None)
+    halved = _grads(SparsityRegularizer(rate=0.01, mode="uniform"), accumulate=2)
+    delta = halved["norm.weight"] - plain["norm.weight"]
+    assert torch.allclose(delta.abs(), torch.full_like(delta, 0.005), atol=1e-7)
 
 
 def test_local_attenuation_spares_the_channels_that_matter():
@@ -48,15 +79,89 @@ def test_local_attenuation_spares_the_channels_that_matter():
     assert half[protected].tolist() == pytest.approx([0.55] * 3)  # linear schedule
 
 
+def test_cosine_schedule_decays_slower_early_and_ends_at_min_factor():
+    assert decay(0.0, 0.1, "cosine") == 1.0 and decay(1.0, 0.1, "cosine") == pytest.approx(0.1)
+    assert decay(0.25, 0.1, "cosine") > decay(0.25, 0.1, "linear")
+    assert decay(0.5, 0.1, "cosine") == pytest.approx(0.55)
+
+
 def test_local_mode_penalizes_protected_scales_less_than_uniform_late_in_training():
+    plain = _grads(None)
     uniform = _grads(SparsityRegularizer(rate=0.01, mode="uniform"), epoch=10)
-    local = _grads(SparsityRegularizer(rate=0.01, mode="local"), epoch=10)
-    assert (local["norm.weight"] - uniform["norm.weight"]).abs().sum() > 0
-    assert ((uniform["norm.weight"] - local["norm.weight"]).abs() <= 0.01 + 1e-6).all()
+    local = _grads(SparsityRegularizer(rate=0.01, mode="local", min_factor=0.1), epoch=10)
+    params = dict(_model().named_parameters())
+    for name in SCALES:
+        gamma = params[name].detach().abs()
+        protected = gamma >= gamma.quantile(0.5)
+        local_penalty = (local[name] - plain[name]).abs()
+        uniform_penalty = (uniform[name] - plain[name]).abs()
+        assert protected.any() and (~protected).any()
+        assert torch.allclose(local_penalty[protected], torch.full_like(gamma, 1e-3)[protected])
+        assert torch.allclose(uniform_penalty[protected], torch.full_like(gamma, 1e-2)[protected])
+        assert torch.allclose(local_penalty[~protected], uniform_penalty[~protected])
 
 
-def test_scale_layers_need_conv_batchnorm_for_conv_channels():
+class _Classifier(L.LightningModule):
+    """The minimum the callback needs: a LightningModule holding a ConvPoolLSTM as ``model``."""
+
+    def __init__(self, model: ConvPoolLSTM) -> None:
+        super().__init__()
+        self.model = model
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(self.model(x), y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.model.parameters(), lr=0.05)
+
+
+def _trained_scales(callbacks: list) -> torch.Tensor:
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(32, 4, 60), torch.arange(32) % 3)
+    module = _Classifier(ConvPoolLSTM(ARCH))
+    trainer = L.Trainer(
+        max_epochs=3,
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, DataLoader(data, batch_size=8))
+    return torch.cat([bn.weight.detach().abs() for bn in scale_layers(module.model).values()])
+
+
+def test_regularizer_shrinks_scales_inside_a_lightning_trainer():
+    plain = _trained_scales([])
+    sparse = _trained_scales([SparsityRegularizer(rate=0.5, mode="uniform")])
+    assert sparse.mean() < plain.mean() - 0.2  # 12 steps x lr 0.05 x rate 0.5 = 0.3 towards 0
+
+
+def test_sparsity_stats_and_scale_layers():
+    model = ConvPoolLSTM(ARCH)
+    with torch.no_grad():
+        model.features[1].weight[:3] = 0.0
+        model.norm.weight[:2] = 1e-3
+    assert sparsity_stats(model) == {
+        "sparsity_conv1": 0.5,
+        "sparsity_conv2": 0.0,
+        "sparsity_lstm1": 0.25,
+    }
     without = ConvPoolLSTM(Architecture(4, 3, (6, 6), (8, 8)))
     assert set(scale_layers(without)) == {"lstm1"}
-    with pytest.raises(ValueError, match=r"prune\.sparsity\.mode"):
-        SparsityRegularizer(mode="global")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "knob"),
+    [
+        ({"mode": "global"}, "mode"),
+        ({"schedule": "step"}, "schedule"),
+        ({"rate": -1.0}, "rate"),
+        ({"protect_fraction": 1.5}, "protect_fraction"),
+        ({"min_factor": -0.1}, "min_factor"),
+    ],
+)
+def test_invalid_knobs_are_rejected(kwargs, knob):
+    with pytest.raises(ValueError, match=rf"prune\.sparsity\.{knob}"):
+        SparsityRegularizer(**kwargs)

@@ -25,7 +25,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.storages import RetryFailedTrialCallback
 from optuna.trial import TrialState
 
-from hydra_plugins.signdistill_sweeper.space import distribution, search_space
+from hydra_plugins.signdistill_sweeper.space import distribution, override_value, search_space
 from hydra_plugins.signdistill_sweeper.sweeper import OptunaSweeper
 from signdistill.pareto import pareto_mask, redact_url
 
@@ -66,6 +66,23 @@ def test_override_grammar_becomes_optuna_distributions(line, expected):
 def test_command_line_sweeps_join_the_space_and_the_rest_is_fixed():
     space, fixed = search_space({"a": "interval(0, 1)"}, ["b=choice(1, 2)", "c=3", "+d=x"])
     assert set(space) == {"a", "b"} and fixed == ["c=3", "+d=x"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "it's a\\b",
+        "a\\'b\\\\",  # backslashes before a quote and at the end
+        None,
+        True,
+        0.25,
+        {"_target_": "optuna.pruners.PatientPruner", "patience": 2, "wrapped_pruner": None},
+        {"_target_": "optuna.pruners.MedianPruner", "n_min_trials": 1, "extra": [1, "a", 2.5]},
+    ],
+)
+def test_values_written_as_overrides_parse_back_unchanged(value):
+    override = OverridesParser.create().parse_overrides([f"k={override_value(value)}"])[0]
+    assert override.value() == value
 
 
 def test_pareto_mask_tags_exactly_the_non_dominated_pairs():
@@ -292,15 +309,18 @@ def test_dummy_repeats_are_averaged(root):
 
 def _wait_for_trial_run(root: Path, deadline_s: float) -> None:
     """Until the worker's trial 0 has its MLflow run open."""
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root}/mlruns/mlflow.db")
+    running = "tags.`optuna.trial_number` = '0' and attributes.status = 'RUNNING'"
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
-        children, _ = child_runs(root)
-        if len(children) and (children["status"] == "RUNNING").any():
+        experiment = client.get_experiment_by_name("signdistill")
+        if experiment and client.search_runs([experiment.experiment_id], running):
             return
         time.sleep(0.3)
     raise AssertionError("trial 0 never started its run")
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_dummy_killed_worker_trial_is_failed_and_retried(root):
     beat = ["hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=2"]
     doomed = subprocess.Popen(

@@ -1,169 +1,181 @@
 """Channel pruning: a genuinely smaller dense ConvPoolLSTM, not a mask.
 
-Importance per prunable unit: conv channels by their BatchNorm |scale| (or the L1 norm of their
-filters without ``conv_batchnorm``); the last LSTM's units by the |scale| of the BatchNorm after
-it; earlier LSTM units, which have no BatchNorm, by the L2 norm of their outgoing weights (the
-next LSTM's input columns). A removed channel whose scale is zero outputs a constant
-(act(BatchNorm bias)); that constant is folded into the next layer's bias, so removing it changes
-nothing.
+Prunable layers, in order: ``conv1``, ``conv2`` (output channels) and ``lstm0 .. lstm{n-1}``
+(hidden units). Importance of a unit (:func:`importance`):
+
+- conv channels: the |scale| of the BatchNorm after the conv, or without ``conv_batchnorm`` the
+  L1 norm of the channel's filter;
+- units of the last LSTM: the |scale| of the ``norm`` BatchNorm after it;
+- units of earlier LSTMs, which no BatchNorm follows: the L2 norm of their outgoing weights (their
+  columns in the next LSTM's ``weight_ih``).
+
+``amount`` is the fraction of prunable units removed (not of parameters): with
+``scope="layer"`` each layer loses ``floor(amount * size)`` units; with ``scope="global"``
+importances are divided by their layer's maximum (the layers' measures differ in kind and scale)
+and the ``floor(amount * total)`` lowest go wherever they are. ``floor`` then puts back the best
+removed units of any layer left with fewer than ``floor`` units (an int: a count; a float in
+(0, 1): a fraction of the layer's size), and never fewer than one unit stays.
+
+Removing a unit that outputs a constant changes nothing once the constant is folded into the next
+layer's bias; in eval mode that is the case for a conv channel whose BatchNorm scale is zero (it
+outputs ``act(beta)``, e.g. sigmoid(0) = 0.5 for conv1, not 0) or whose filter is all zero
+(``act(BN(bias))``), and for a last-LSTM unit whose ``norm`` scale is zero (it outputs ``beta``).
+Average pooling keeps a constant constant, so a conv1 constant ``v`` adds ``v * sum_k w[o, c, k]``
+to conv2's bias, a conv2 constant adds ``weight_ih[:, c] * v`` to the first LSTM's input bias, and
+a last-LSTM constant adds ``head.weight[:, u] * v`` to the head's bias. (An LSTM unit with no input
+weights is not constant: its state still evolves over time, so it is not folded.)
 
 Written by hand rather than with Torch-Pruning: its LSTM pruner asserts a single layer and indexes
-the gate blocks wrongly, and the conv part is two layers whose removal must stay consistent with
-the LSTM's input columns, so one small pruner keeps every index in one place.
+the gate blocks wrongly, and the conv part's removals (with the constant folding above) must stay
+consistent with the first LSTM's input columns, so one small pruner keeps every index in one
+place; the conv part alone is two layers, too little to be worth a second dependency.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from signdistill.models import ConvPoolLSTM
-from signdistill.sparsity import scale_layers
 
-CONV_ACTIVATIONS = {"conv1": torch.sigmoid, "conv2": torch.relu}
+CONVS = (("conv1", 0, torch.sigmoid), ("conv2", 4, torch.relu))  # name, features index, act
 
 
 def importance(model: ConvPoolLSTM) -> dict[str, torch.Tensor]:
-    """Importance of every prunable unit, by layer: conv1, conv2, lstm0, lstm1, ..."""
-    scales = scale_layers(model)
+    """Importance of every prunable unit, by layer (see the module docstring)."""
     out: dict[str, torch.Tensor] = {}
-    for name, index in (("conv1", 0), ("conv2", 4)):
-        conv = model.features[index]
-        out[name] = (
-            scales[name].weight.abs() if name in scales else conv.weight.abs().sum(dim=(1, 2))
-        ).detach()
+    for name, index, _ in CONVS:
+        bn = model.features[index + 1]
+        if isinstance(bn, nn.BatchNorm1d):
+            out[name] = bn.weight.abs()
+        else:
+            out[name] = model.features[index].weight.abs().sum(dim=(1, 2))
     last = len(model.lstms) - 1
     for i in range(last):
-        out[f"lstm{i}"] = model.lstms[i + 1].weight_ih_l0.norm(dim=0).detach()
-    out[f"lstm{last}"] = model.norm.weight.abs().detach()
-    return out
+        out[f"lstm{i}"] = model.lstms[i + 1].weight_ih_l0.norm(dim=0)
+    out[f"lstm{last}"] = model.norm.weight.abs()
+    return {name: score.detach().clone() for name, score in out.items()}
+
+
+def min_units(floor: int | float, size: int) -> int:
+    """How many units ``floor`` keeps in a layer of ``size``: a count, or a fraction if < 1."""
+    wanted = math.ceil(floor * size) if 0 < floor < 1 else int(floor)
+    return max(1, min(size, wanted))
 
 
 def select(
-    scores: dict[str, torch.Tensor], amount: float, scope: str = "layer", floor: int = 1
+    scores: dict[str, torch.Tensor],
+    amount: float,
+    scope: str = "layer",
+    floor: int | float = 1,
 ) -> dict[str, torch.Tensor]:
-    """Sorted indices of the units to keep in each layer.
-
-    ``layer``: every layer loses ``amount`` of its units. ``global``: the ``amount`` least
-    important units overall go, comparing importances normalized by each layer's maximum. Either
-    way at least ``floor`` units stay in every layer.
-    """
+    """Sorted indices of the units to keep in each layer (rule in the module docstring)."""
     if not 0 <= amount < 1:
         raise ValueError(f"prune.amount={amount}: must be in [0, 1)")
     if scope not in ("layer", "global"):
         raise ValueError(f"prune.scope={scope!r}: expected 'layer' or 'global'")
+    if floor < 0:
+        raise ValueError(f"prune.floor={floor}: must be >= 0")
     if scope == "layer":
-        counts = {k: len(v) - math.floor(amount * len(v)) for k, v in scores.items()}
+        dropped = {k: math.floor(amount * len(v)) for k, v in scores.items()}
     else:
-        normed = {k: v / v.max().clamp_min(1e-12) for k, v in scores.items()}
-        pooled = torch.cat(list(normed.values()))
-        n_drop = math.floor(amount * len(pooled))
-        cut = pooled.sort().values[n_drop - 1] if n_drop else -1.0
-        counts = {k: int((v > cut).sum()) for k, v in normed.items()}
-    return {
-        k: v.argsort(descending=True)[: max(min(floor, len(v)), counts[k])].sort().values
-        for k, v in scores.items()
-    }
+        normed = [v / v.max().clamp_min(1e-12) for v in scores.values()]
+        layer_of = torch.cat([torch.full((len(v),), i) for i, v in enumerate(normed)])
+        order = torch.cat(normed).argsort(stable=True)
+        lowest = layer_of[order[: math.floor(amount * len(layer_of))]]
+        dropped = {k: int((lowest == i).sum()) for i, k in enumerate(scores)}
+    keep = {}
+    for name, score in scores.items():
+        count = max(len(score) - dropped[name], min_units(floor, len(score)))
+        keep[name] = score.argsort(descending=True, stable=True)[:count].sort().values
+    return keep
 
 
-def prune(model: ConvPoolLSTM, amount: float, scope: str = "layer", floor: int = 1) -> ConvPoolLSTM:
+def prune(
+    model: ConvPoolLSTM, amount: float, scope: str = "layer", floor: int | float = 1
+) -> ConvPoolLSTM:
     """A smaller copy of ``model`` without its least important conv channels and LSTM units."""
     return prune_to(model, select(importance(model), amount, scope, floor))
 
 
 def prune_to(model: ConvPoolLSTM, keep: dict[str, torch.Tensor]) -> ConvPoolLSTM:
-    """A copy of ``model`` keeping exactly the units ``keep`` lists, layer by layer."""
-    model = model.eval()
+    """A new dense model keeping exactly the units ``keep`` lists per layer (sorted indices).
+
+    The source model is left untouched; the copy is in the source's train/eval mode and device.
+    """
     n = len(model.lstms)
     arch = dataclasses.replace(
         model.arch,
         conv_channels=(len(keep["conv1"]), len(keep["conv2"])),
         hidden_sizes=tuple(len(keep[f"lstm{i}"]) for i in range(n)),
     )
-    new = ConvPoolLSTM(arch).eval()
+    new = ConvPoolLSTM(arch).to(model.head.weight.device).train(model.training)
     new.normalize.load_state_dict(model.normalize.state_dict())
     with torch.no_grad():
-        previous = None  # kept input columns of the next layer
-        for name, conv_i in (("conv1", 0), ("conv2", 4)):
+        kept_in: torch.Tensor | None = None  # units kept in the previous layer
+        constant: torch.Tensor | None = None  # the previous layer's constant outputs (else 0)
+        for name, index, act in CONVS:
             k = keep[name]
-            conv, target = model.features[conv_i], new.features[conv_i]
-            weight = conv.weight[k] if previous is None else conv.weight[k][:, previous]
-            target.weight.copy_(weight)
-            target.bias.copy_((conv.bias + _folded_conv_input(model, conv_i, previous))[k])
-            if isinstance(model.features[conv_i + 1], nn.BatchNorm1d):
-                _copy_bn(model.features[conv_i + 1], new.features[conv_i + 1], k)
-            previous = k
-        for i in range(n):
+            src, dst = model.features[index], new.features[index]
+            weight, bias = src.weight, src.bias
+            if kept_in is not None:
+                bias = bias + _fold(weight.sum(dim=2), constant, kept_in)
+                weight = weight[:, kept_in]
+            dst.weight.copy_(weight[k])
+            dst.bias.copy_(bias[k])
+            if isinstance(src_bn := model.features[index + 1], nn.BatchNorm1d):
+                _copy_bn(src_bn, new.features[index + 1], k)
+            kept_in, constant = k, _constant_conv_outputs(model, index, act)
+        for i, lstm in enumerate(model.lstms):
             k = keep[f"lstm{i}"]
-            shift = _folded_lstm_input(model, i, previous)
-            _copy_lstm(model.lstms[i], new.lstms[i], k, previous, shift)
-            previous = k
-        _copy_bn(model.norm, new.norm, previous)
-        new.head.weight.copy_(model.head.weight[:, previous])
-        new.head.bias.copy_(model.head.bias + _folded_head_input(model, previous))
+            shift = _fold(lstm.weight_ih_l0, constant, kept_in)
+            _copy_lstm(lstm, new.lstms[i], k, kept_in, shift)
+            kept_in, constant = k, lstm.weight_ih_l0.new_zeros(lstm.hidden_size)
+        _copy_bn(model.norm, new.norm, kept_in)
+        constant = torch.where(model.norm.weight == 0, model.norm.bias, 0.0)
+        new.head.weight.copy_(model.head.weight[:, kept_in])
+        new.head.bias.copy_(model.head.bias + _fold(model.head.weight, constant, kept_in))
     return new
 
 
-def _removed(size: int, kept: torch.Tensor | None) -> torch.Tensor:
-    mask = torch.ones(size, dtype=torch.bool)
-    if kept is not None:
-        mask[kept] = False
-    return mask
-
-
-def _constant_outputs(model: ConvPoolLSTM, name: str) -> torch.Tensor | None:
-    """What each channel of a conv stage outputs when its BN scale is zero: act(BN bias)."""
-    bn = scale_layers(model).get(name)
-    if bn is None:
-        return None
-    return CONV_ACTIVATIONS[name](bn.bias) * (bn.weight == 0)
-
-
-def _folded_conv_input(
-    model: ConvPoolLSTM, conv_i: int, kept_in: torch.Tensor | None
+def _constant_conv_outputs(
+    model: ConvPoolLSTM, index: int, act: Callable[[torch.Tensor], torch.Tensor]
 ) -> torch.Tensor:
-    """conv2's bias shift from conv1 channels removed while outputting a constant."""
-    conv = model.features[conv_i]
-    if kept_in is None:
-        return torch.zeros(conv.out_channels)
-    constant = _constant_outputs(model, "conv1")
-    if constant is None:
-        return torch.zeros(conv.out_channels)
-    gone = _removed(conv.in_channels, kept_in)
-    return (conv.weight[:, gone].sum(dim=2) * constant[gone]).sum(dim=1)
+    """Per channel of a conv stage: its constant eval-mode output, or 0 if it is not constant."""
+    conv, bn = model.features[index], model.features[index + 1]
+    pre = conv.bias  # the conv's output when its filter is all zero
+    is_constant = (conv.weight == 0).all(dim=(1, 2))
+    if isinstance(bn, nn.BatchNorm1d):
+        pre = (pre - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
+        is_constant |= bn.weight == 0  # then ``pre`` is exactly beta
+    return torch.where(is_constant, act(pre), 0.0)
 
 
-def _folded_lstm_input(model: ConvPoolLSTM, i: int, kept_in: torch.Tensor) -> torch.Tensor:
-    """The first LSTM's input-bias shift from removed constant conv2 channels."""
-    lstm = model.lstms[i]
-    constant = _constant_outputs(model, "conv2") if i == 0 else None
-    if constant is None:
-        return torch.zeros(lstm.weight_ih_l0.shape[0])
-    gone = _removed(lstm.input_size, kept_in)
-    return lstm.weight_ih_l0[:, gone] @ constant[gone]
-
-
-def _folded_head_input(model: ConvPoolLSTM, kept: torch.Tensor) -> torch.Tensor:
-    """The head's bias shift from removed last-LSTM units whose BN scale is zero (output = bias)."""
-    gone = _removed(model.norm.num_features, kept) & (model.norm.weight == 0)
-    return model.head.weight[:, gone] @ model.norm.bias[gone]
+def _fold(weight: torch.Tensor, constant: torch.Tensor, kept_in: torch.Tensor) -> torch.Tensor:
+    """Bias shift ``weight[:, removed] @ constant[removed]`` that replaces removed inputs."""
+    removed = torch.ones(weight.shape[1], dtype=torch.bool, device=weight.device)
+    removed[kept_in] = False
+    return weight[:, removed] @ constant[removed]
 
 
 def _copy_bn(src: nn.BatchNorm1d, dst: nn.BatchNorm1d, k: torch.Tensor) -> None:
     for attr in ("weight", "bias", "running_mean", "running_var"):
         getattr(dst, attr).copy_(getattr(src, attr)[k])
+    dst.num_batches_tracked.copy_(src.num_batches_tracked)
 
 
 def _copy_lstm(
     src: nn.LSTM, dst: nn.LSTM, k: torch.Tensor, kept_in: torch.Tensor, shift: torch.Tensor
 ) -> None:
-    """Keep units ``k`` in all four gate blocks (i, f, g, o) and the input columns ``kept_in``."""
-    hidden = src.hidden_size
-    rows = torch.cat([k + g * hidden for g in range(4)])
+    """Keep units ``k`` in all four gate blocks (rows ``g * hidden + k``, gates i, f, g, o), their
+    recurrent columns, and the input columns ``kept_in``; ``shift`` is added to the input bias.
+    """
+    rows = torch.cat([k + g * src.hidden_size for g in range(4)])
     dst.weight_ih_l0.copy_(src.weight_ih_l0[rows][:, kept_in])
     dst.weight_hh_l0.copy_(src.weight_hh_l0[rows][:, k])
-    dst.bias_ih_l0.copy_(src.bias_ih_l0[rows] + shift[rows])
+    dst.bias_ih_l0.copy_((src.bias_ih_l0 + shift)[rows])
     dst.bias_hh_l0.copy_(src.bias_hh_l0[rows])

@@ -2,19 +2,29 @@
 
 Network slimming (Liu et al., 2017) adds an L1 penalty on the BatchNorm scales that follow each
 prunable layer, applied as a subgradient after backward, so unimportant channels drift to zero
-and can be removed. The scales here: the BatchNorms after both convs (needs
-``model.conv_batchnorm``) and the BatchNorm after the last LSTM, whose entries scale its units.
+and can be removed (:mod:`signdistill.pruning`). Which scale stands for which prunable unit:
 
-Local sparse-rate attenuation (the hand-detection study's variant), as implemented here: in each
-layer separately, the channels whose |scale| is in the top ``protect_fraction`` of that layer
-(the layer's own quantile, recomputed at every step) are "channels that matter"; their penalty
-is multiplied by a factor that decays linearly over training from 1 to ``min_factor``. The other
-channels keep the full ``rate``. So the penalty keeps pushing weak channels to zero while it lets
-go of the strong ones, which a uniform rate would keep shrinking. ``mode: uniform`` applies
-``rate`` to every channel for the whole run (the comparison).
+- ``conv1`` / ``conv2`` channels: the weight of the BatchNorm right after that conv (only with
+  ``Architecture.conv_batchnorm``; without it the convs have no scales and are not penalized).
+- units of the last LSTM layer: the weight of the final ``norm`` BatchNorm, which scales each of
+  them on its way to the head.
+- units of earlier LSTM layers: no BatchNorm follows them, so they get no penalty; pruning ranks
+  them by the L2 norm of their outgoing weights (the next LSTM's ``weight_ih`` columns).
+
+Local sparse-rate attenuation (the hand-detection study's variant), exactly as implemented: at
+every optimizer step, in each layer separately, the channels whose |scale| is at or above that
+layer's ``1 - protect_fraction`` quantile are "channels that matter". Their subgradient is
+``rate * decay(progress) * sign(scale)``, where ``progress = epoch / (max_epochs - 1)`` goes from
+0 to 1 and ``decay`` falls from 1 to ``min_factor`` (``schedule``: ``linear``, or ``cosine``,
+which stays near 1 longer and flattens near ``min_factor``). The other channels keep
+``rate * sign(scale)``. So the penalty keeps pushing weak channels to zero while it lets go of
+the strong ones, which a uniform rate would keep shrinking. ``mode="uniform"`` applies ``rate``
+to every channel for the whole run (the comparison).
 """
 
 from __future__ import annotations
+
+import math
 
 import lightning as L
 import torch
@@ -23,30 +33,59 @@ from torch import nn
 
 from signdistill.models import ConvPoolLSTM
 
+MODES = ("local", "uniform")
+SCHEDULES = ("linear", "cosine")
+
 
 def scale_layers(model: ConvPoolLSTM) -> dict[str, nn.BatchNorm1d]:
-    """The BatchNorms whose weights are the per-channel (or per-unit) importance scales."""
-    layers = {f"lstm{len(model.lstms) - 1}": model.norm}
+    """The BatchNorms whose weights are the per-channel (or per-unit) scales, by layer name."""
+    layers: dict[str, nn.BatchNorm1d] = {}
     for name, index in (("conv1", 1), ("conv2", 5)):
         if isinstance(model.features[index], nn.BatchNorm1d):
             layers[name] = model.features[index]
+    layers[f"lstm{len(model.lstms) - 1}"] = model.norm
     return layers
 
 
+def decay(progress: float, min_factor: float, schedule: str = "linear") -> float:
+    """The protected channels' rate multiplier: 1 at ``progress`` 0, ``min_factor`` at 1."""
+    p = min(max(progress, 0.0), 1.0)
+    shape = p if schedule == "linear" else (1 - math.cos(math.pi * p)) / 2
+    return 1 - (1 - min_factor) * shape
+
+
 def penalty_factors(
-    gamma: torch.Tensor, progress: float, mode: str, protect_fraction: float, min_factor: float
+    gamma: torch.Tensor,
+    progress: float,
+    mode: str,
+    protect_fraction: float,
+    min_factor: float,
+    schedule: str = "linear",
 ) -> torch.Tensor:
-    """Per-channel multiplier of the base rate at training ``progress`` in [0, 1]."""
+    """Per-channel multiplier of the base rate for one layer's scales ``gamma``."""
     ones = torch.ones_like(gamma)
     if mode == "uniform" or protect_fraction <= 0:
         return ones
     threshold = torch.quantile(gamma.abs(), 1 - protect_fraction)
-    decayed = 1 - (1 - min_factor) * min(max(progress, 0.0), 1.0)
-    return torch.where(gamma.abs() >= threshold, ones * decayed, ones)
+    protected = gamma.abs() >= threshold
+    return torch.where(protected, ones * decay(progress, min_factor, schedule), ones)
+
+
+def training_progress(trainer: L.Trainer) -> float:
+    """``current_epoch / (max_epochs - 1)`` clamped to [0, 1]; 0 without a finite epoch budget."""
+    max_epochs = trainer.max_epochs or 0
+    if max_epochs <= 1:
+        return 0.0
+    return min(trainer.current_epoch / (max_epochs - 1), 1.0)
 
 
 class SparsityRegularizer(Callback):
-    """Adds ``rate * factor * sign(gamma)`` to each scale's gradient after backward."""
+    """Adds ``rate * factor * sign(gamma)`` to each scale's gradient after backward.
+
+    ``factor`` comes from :func:`penalty_factors` (see the module docstring for the rule). With
+    gradient accumulation the rate is split over the accumulated backward passes, so ``rate`` is
+    the penalty per optimizer step whatever ``accumulate_grad_batches`` is.
+    """
 
     def __init__(
         self,
@@ -54,27 +93,39 @@ class SparsityRegularizer(Callback):
         mode: str = "local",
         protect_fraction: float = 0.5,
         min_factor: float = 0.1,
+        schedule: str = "linear",
     ) -> None:
-        if mode not in ("local", "uniform"):
-            raise ValueError(f"prune.sparsity.mode={mode!r}: expected 'local' or 'uniform'")
-        self.rate, self.mode = rate, mode
+        if mode not in MODES:
+            raise ValueError(f"prune.sparsity.mode={mode!r}: expected one of {MODES}")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"prune.sparsity.schedule={schedule!r}: expected one of {SCHEDULES}")
+        if rate < 0:
+            raise ValueError(f"prune.sparsity.rate={rate}: must be >= 0")
+        for knob, value in (("protect_fraction", protect_fraction), ("min_factor", min_factor)):
+            if not 0 <= value <= 1:
+                raise ValueError(f"prune.sparsity.{knob}={value}: must be in [0, 1]")
+        self.rate, self.mode, self.schedule = rate, mode, schedule
         self.protect_fraction, self.min_factor = protect_fraction, min_factor
 
+    def factors(self, gamma: torch.Tensor, progress: float) -> torch.Tensor:
+        """This regularizer's :func:`penalty_factors` for one layer's scales."""
+        return penalty_factors(
+            gamma, progress, self.mode, self.protect_fraction, self.min_factor, self.schedule
+        )
+
     def on_after_backward(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        progress = trainer.current_epoch / max(1, (trainer.max_epochs or 1) - 1)
+        progress = training_progress(trainer)
+        rate = self.rate / trainer.accumulate_grad_batches
         with torch.no_grad():
             for bn in scale_layers(module.model).values():
                 gamma = bn.weight
                 if gamma.grad is None:
                     continue
-                factors = penalty_factors(
-                    gamma, progress, self.mode, self.protect_fraction, self.min_factor
-                )
-                gamma.grad.add_(self.rate * factors * torch.sign(gamma))
+                gamma.grad.add_(rate * self.factors(gamma, progress) * torch.sign(gamma))
 
 
 def sparsity_stats(model: ConvPoolLSTM, eps: float = 1e-2) -> dict[str, float]:
-    """Fraction of scales with |gamma| < eps per layer (for logging)."""
+    """``sparsity_<layer>``: the fraction of the layer's scales with |gamma| < eps (for logging)."""
     return {
         f"sparsity_{name}": float((bn.weight.abs() < eps).float().mean())
         for name, bn in scale_layers(model).items()

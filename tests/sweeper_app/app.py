@@ -2,8 +2,8 @@
 
 Its task logs an MLflow run the way the real pipeline does (a child of ``sweep.parent_run_id``
 named ``trial-<n>``, tagged ``optuna.trial_number``, ended FAILED on an error), reports
-intermediate ``val_acc`` to the study's pruner when ``sweep.trial_pruning`` is set, and raises
-on request, so the sweeper is tested without training anything.
+intermediate ``val_acc`` to the study's pruner (through ``job_trial``, as the pipeline should),
+and raises on request, so the sweeper is tested without training anything.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import mlflow
 import optuna
 from omegaconf import DictConfig
 
+from hydra_plugins.signdistill_sweeper.job import job_trial
 from signdistill import tracking
 
 
@@ -29,12 +30,10 @@ def metrics(x: float, width: float, seed: int) -> dict[str, float]:
     }
 
 
-def report_epochs(cfg: DictConfig, final_acc: float) -> None:
+def report_epochs(trial: optuna.trial.Trial, epochs: int, final_acc: float) -> None:
     """What the Lightning pruning callback does: report val_acc per epoch, stop if pruned."""
-    study = optuna.load_study(study_name=cfg.sweep.study_name, storage=cfg.sweep.storage)
-    trial = optuna.trial.Trial(study, cfg.sweep.trial_id)
-    for epoch in range(cfg.epochs):
-        trial.report(final_acc * (epoch + 1) / cfg.epochs, epoch)
+    for epoch in range(epochs):
+        trial.report(final_acc * (epoch + 1) / epochs, epoch)
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
@@ -57,8 +56,9 @@ def main(cfg: DictConfig) -> dict[str, float | str]:
         time.sleep(cfg.sleep_s)
         if cfg.fail_above is not None and cfg.x > cfg.fail_above:
             raise RuntimeError(f"x={cfg.x} is above fail_above={cfg.fail_above}")
-        if cfg.sweep.trial_pruning:
-            report_epochs(cfg, result["val_acc"])
+        trial = job_trial(cfg.sweep)
+        if trial is not None:
+            report_epochs(trial, cfg.epochs, result["val_acc"])
         mlflow.log_metrics(result)
     return {**result, "mlflow_run_id": active.info.run_id}
 

@@ -119,7 +119,8 @@ class OptunaSweeper(Sweeper):
         """One job per trial and repeat value; returns each trial's job results."""
         s = self.settings
         repeats = list(s.repeat_values) or [None]
-        single = len(s.objectives) == 1
+        # Repeats of one trial would report the same epochs to it: their curves cannot be pruned
+        prunable = len(s.objectives) == 1 and s.pruner is not None and len(repeats) == 1
         batch = []
         for trial in trials:
             sweep = {
@@ -128,10 +129,14 @@ class OptunaSweeper(Sweeper):
                 "sweep.trial_id": trial._trial_id,  # Optuna has no public accessor for it
                 "sweep.trial_number": trial.number,
                 "sweep.parent_run_id": parent,
-                "sweep.trial_pruning": single and s.pruner is not None,
+                "sweep.trial_pruning": prunable,
             }
             params = [f"{k}={override_value(v)}" for k, v in trial.params.items()]
             sweep_overrides = [f"{k}={override_value(v)}" for k, v in sweep.items()]
+            if prunable:
+                # Optuna does not store a study's pruner: the job rebuilds it (job.job_trial)
+                pruner = OmegaConf.to_container(s.pruner, resolve=True)
+                sweep_overrides.append(f"++sweep.pruner={override_value(pruner)}")
             for value in repeats:
                 repeat = [] if value is None else [f"{s.repeat_key}={override_value(value)}"]
                 batch.append([*fixed, *params, *repeat, *sweep_overrides])
