@@ -57,7 +57,7 @@ def logged_row(cfg, kind: str, seed: int) -> dict[str, float]:
         "prune.amount": cfg.prune.amount,
     }
     if kind.startswith("pruned"):
-        same |= {f"prune.sparsity.{k}": v for k, v in cfg.prune.sparsity.items()}
+        same |= {f"prune.sparsity.{k}": cfg.prune.sparsity[k] for k in ("rate", "mode")}
     params = " and ".join(f"params.`{k}` = '{v}'" for k, v in same.items())
     runs = mlflow.search_runs(
         experiment_names=[cfg.logger.experiment_name],

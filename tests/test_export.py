@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 import torch
 import torch.nn.functional as F
@@ -53,6 +54,9 @@ def test_int8_is_smaller_and_its_accuracy_is_measured(trained, tmp_path):
     fp32_size = export.export_onnx(model, fp32, x[:2], META)
     int8_size = export.quantize_int8(fp32, int8)
     assert int8_size < 0.6 * fp32_size
+    ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
+    assert {"DynamicQuantizeLSTM", "MatMulInteger"} <= ops  # the LSTM itself is int8
+    assert export.read_metadata(int8) == META  # what the predictor reads from an int8 file
     with torch.no_grad():
         torch_acc = float((model(x).argmax(1) == y).float().mean())
     acc_fp32 = export.accuracy(fp32, x.numpy(), y.numpy())

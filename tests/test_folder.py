@@ -1,5 +1,6 @@
 """The folder source: CSV and .npy recordings, subjects, resizing, and bad input."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,28 @@ def test_npy_recordings_take_names_from_channels_txt(tmp_path):
     (root / "channels.txt").write_text("left\nright\n")
     rec = FolderDataset(str(root), length=30).load(tmp_path / "cache")
     assert rec.channels == ["left", "right"] and rec.x.shape == (6, 2, 30)
+    (root / "channels.txt").write_text("left\nright\nextra\n")  # a changed file misses the cache
+    with pytest.raises(DataError, match=r"channels\.txt names 3") as err:
+        FolderDataset(str(root), length=30).load(tmp_path / "cache")
+    assert "r0.npy" in str(err.value)
+
+
+def test_npy_default_names_and_hidden_files_ignored(tmp_path):
+    root = tmp_path / "npy"
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        (root / name / ".DS_Store").write_bytes(b"\0")
+        for i in range(3):
+            np.save(root / name / f"r{i}.npy", np.full((3, 25), float(i)))
+    rec = FolderDataset(str(root), length=20, resize="crop").load(tmp_path / "cache")
+    assert rec.channels == ["ch_0", "ch_1", "ch_2"] and rec.x.shape == (6, 3, 20)
+    assert rec.y.tolist() == [0, 0, 0, 1, 1, 1]
+
+
+def test_crop_refuses_a_short_recording_naming_it(tree, tmp_path):
+    with pytest.raises(DataError, match=r"shorter than data\.source\.length=65") as err:
+        FolderDataset(str(tree), length=65, resize="crop").load(tmp_path)
+    assert "rep1.csv" in str(err.value)
 
 
 def test_resize_modes():
@@ -93,9 +116,24 @@ def test_bad_file_is_named(tree, tmp_path, make, problem):
     assert not cache.exists() or not list(cache.iterdir())
 
 
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"resize": "stretch"}, "data.source.resize='stretch'"),
+        ({"length": 0}, "length=0"),
+        ({"subject_pattern": "(unclosed"}, "not a regex"),
+    ],
+)
+def test_bad_settings_are_refused_before_reading(tmp_path, settings, problem):
+    with pytest.raises(DataError, match=re.escape(problem)):
+        FolderDataset(str(tmp_path / "nowhere"), **{"length": 10, **settings})
+
+
 def test_structure_errors(tree, tmp_path):
     with pytest.raises(DataError, match="no such data folder"):
         FolderDataset(str(tmp_path / "nope"), length=10).load(tmp_path)
+    with pytest.raises(DataError, match="no class sub-folders"):
+        FolderDataset(str(tree / "hello"), length=10).load(tmp_path)
     with pytest.raises(DataError, match="unknown channel"):
         FolderDataset(str(tree), length=10, channels=["gyro"]).load(tmp_path)
     with pytest.raises(DataError, match="does not match"):

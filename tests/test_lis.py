@@ -75,8 +75,13 @@ def _edit(path: Path, change) -> None:
             "fewer than 400",
         ),
         (lambda p: _edit(p, lambda d: d.pop("imu")), "not a LIS recording"),
+        (
+            lambda p: _edit(p, lambda d: d["imu"]["data"][7].__setitem__("gyroscope", [1, 2])),
+            r"gyroscope: sample 7 is \[1, 2\], expected 3",
+        ),
+        (lambda p: _edit(p, lambda d: d.__setitem__("timestamp", "today")), "timestamp 'today'"),
     ],
-    ids=["truncated", "nan", "channels", "short", "missing-key"],
+    ids=["truncated", "nan", "channels", "short", "missing-key", "ragged-imu", "timestamp"],
 )
 def test_bad_file_names_the_file_and_leaves_no_cache(small_copy, tmp_path, damage, problem):
     victim = _victim(small_copy)
@@ -123,11 +128,23 @@ def test_missing_root_downloads_verifies_and_extracts_once(lis_root, tmp_path, m
     assert len(calls) == 1  # extracted once, reused
 
 
+def test_download_streams_a_file_url_and_reports_failures(lis_root, tmp_path, capsys):
+    archive = tmp_path / "archive.zip"
+    _archive(lis_root, archive, letters=26)
+    cache = tmp_path / "cache"
+    rec = LisDataset(None, channels=["orientation"], url=archive.as_uri()).load(cache)
+    assert rec.x.shape == (78, 4, 400)
+    assert str(cache) in capsys.readouterr().out  # the user is told where the copy went
+    missing = (tmp_path / "missing.zip").as_uri()
+    with pytest.raises(DataError, match=r"download failed.*SIGNDISTILL_LIS_ROOT"):
+        LisDataset(None, url=missing).load(tmp_path / "other")
+
+
 def test_a_bad_download_is_refused_and_leaves_nothing(lis_root, tmp_path, monkeypatch):
     archive = tmp_path / "archive.zip"
     _archive(lis_root, archive, letters=3)
     monkeypatch.setattr(lis, "fetch", lambda url, path: shutil.copy(archive, path))
-    with pytest.raises(DataError, match="26 letters"):
+    with pytest.raises(DataError, match="26 letter folders"):
         LisDataset(None).load(tmp_path / "cache")
     assert not list((tmp_path / "cache").iterdir())
     with pytest.raises(DataError, match="sha256"):

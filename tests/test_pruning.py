@@ -140,7 +140,8 @@ def test_global_scope_removes_exactly_amount_even_with_ties():
 
 
 def test_floor_is_a_count_or_a_fraction_and_never_zero():
-    assert [min_units(2, 10), min_units(0.25, 10), min_units(0, 10), min_units(5, 3)] == [2, 3, 1, 3]
+    counts = [min_units(2, 10), min_units(0.25, 10), min_units(0, 10), min_units(5, 3)]
+    assert counts == [2, 3, 1, 3]
     keep = select({"a": torch.arange(1.0, 11.0)}, amount=0.9, scope="layer", floor=0.25)
     assert keep["a"].tolist() == [7, 8, 9]
 

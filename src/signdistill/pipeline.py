@@ -216,7 +216,7 @@ def train(
     with tracking.run(experiment_id, name, tags, parent) as active, tracking.scratch_dir() as tmp:
         tracking.log_config(cfg)
         mlflow.log_params({f"arch.{k}": v for k, v in model.arch.as_dict().items()})
-        best = _fit(cfg, mcfg, module, dm, active.info.run_id, tmp)
+        best, last_step = _fit(cfg, mcfg, module, dm, active.info.run_id, tmp)
         module.load_state_dict(
             torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         )
@@ -243,7 +243,8 @@ def train(
         save_model(file, model, meta)
         if store_as is not None:
             save_model(store_as, model, meta)
-        mlflow.log_metrics(metrics)
+        # after every per-epoch point, so the runs table shows these summary values
+        mlflow.log_metrics(metrics, step=last_step + 1)
         tracking.log_file(file)
         _log_confusion(module, dm)
         if cfg.logger.log_model:
@@ -259,8 +260,8 @@ def _fit(
     dm: SignDataModule,
     run_id: str,
     tmp: Path,
-) -> str:
-    """Train with early stopping on val_acc; returns the best checkpoint's path."""
+) -> tuple[str, int]:
+    """Train with early stopping on val_acc; returns the best checkpoint's path and last step."""
     checkpoint = ModelCheckpoint(
         dirpath=tmp, filename="best", monitor="val_acc", mode="max", save_weights_only=True
     )
@@ -280,18 +281,18 @@ def _fit(
     trainer.fit(module, datamodule=dm)
     if trainer.interrupted:
         raise KeyboardInterrupt("training interrupted")
-    return checkpoint.best_model_path
+    return checkpoint.best_model_path, trainer.global_step
 
 
 def _trial_pruning(cfg: DictConfig) -> list[Callback]:
     """Optuna's Lightning pruning callback when this run is a prunable sweep trial."""
-    if not cfg.sweep.trial_pruning or cfg.sweep.trial_id is None:
+    from hydra_plugins.signdistill_sweeper.job import job_trial
+
+    trial = job_trial(cfg.sweep)
+    if trial is None:
         return []
-    import optuna
     from optuna_integration import PyTorchLightningPruningCallback
 
-    study = optuna.load_study(study_name=cfg.sweep.study_name, storage=cfg.sweep.storage)
-    trial = optuna.trial.Trial(study, cfg.sweep.trial_id)
     return [PyTorchLightningPruningCallback(trial, monitor="val_acc")]
 
 

@@ -29,10 +29,18 @@ import numpy as np
 from tqdm import tqdm
 
 from signdistill.data.cache import cached
-from signdistill.data.io import class_folders, listing, read_csv, read_npy, resize
+from signdistill.data.io import (
+    RESIZE_MODES,
+    class_folders,
+    listing,
+    read_csv,
+    read_npy,
+    resize,
+)
 from signdistill.data.recordings import DataError, Recordings
 
 SUFFIXES = (".csv", ".npy")
+CHANNEL_NAMES_FILE = "channels.txt"  # optional, names the channels of .npy recordings
 
 
 @dataclass(frozen=True)
@@ -46,16 +54,33 @@ class FolderDataset:
     channels: Sequence[str] | None = None
     min_per_class: int = 3
 
+    def __post_init__(self) -> None:
+        """Refuse a bad configuration before any file is read."""
+        if self.length < 1:
+            raise DataError(f"data.source.length={self.length}: must be at least 1")
+        if self.resize not in RESIZE_MODES:
+            raise DataError(f"data.source.resize={self.resize!r}: expected one of {RESIZE_MODES}")
+        if self.subject_pattern is not None:
+            try:
+                re.compile(self.subject_pattern)
+            except re.error as e:
+                raise DataError(
+                    f"data.source.subject_pattern={self.subject_pattern!r}: not a regex ({e})"
+                ) from e
+
     def load(self, cache_dir: str | Path) -> Recordings:
-        root = Path(self.root).expanduser()
+        """Read every recording once; later loads with the same files and settings hit the cache."""
+        root = Path(self.root).expanduser().resolve()
         classes = class_folders(root, self.min_per_class, "*.*")
         files = [f for fs in classes.values() for f in fs]
+        names_file = root / CHANNEL_NAMES_FILE
         key = {
+            "root": str(root),
             "length": self.length,
             "resize": self.resize,
             "subject_pattern": self.subject_pattern,
             "channels": None if self.channels is None else list(self.channels),
-            "files": listing(files),
+            "files": listing(files + ([names_file] if names_file.exists() else [])),
         }
         return cached(cache_dir, "folder", key, lambda: self._parse(root, classes))
 
@@ -99,9 +124,10 @@ class FolderDataset:
 
 def read_recording(path: Path, npy_names: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
     """A CSV or .npy recording -> ((C, T), channel names)."""
-    if path.suffix == ".csv":
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
         return read_csv(path)
-    if path.suffix == ".npy":
+    if suffix == ".npy":
         values = read_npy(path)
         names = npy_names or [f"ch_{i}" for i in range(values.shape[0])]
         if len(names) != values.shape[0]:
@@ -123,7 +149,8 @@ def select_channels(
 
 
 def _npy_channel_names(root: Path) -> list[str] | None:
-    path = root / "channels.txt"
+    """Channel names of .npy recordings from ``root/channels.txt``, one per line; None if absent."""
+    path = root / CHANNEL_NAMES_FILE
     if not path.exists():
         return None
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]

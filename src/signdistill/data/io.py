@@ -90,7 +90,10 @@ def resize(values: np.ndarray, length: int, mode: str, path: Path) -> np.ndarray
 
 
 def class_folders(root: Path, min_per_class: int, pattern: str) -> dict[str, list[Path]]:
-    """{class name: sorted files} for ``root/<class>/<file>``; empty or tiny classes are errors."""
+    """{class name: sorted files} for ``root/<class>/<file>``; empty or tiny classes are errors.
+
+    Hidden entries (``.DS_Store``, editor swap files) are skipped.
+    """
     if not root.is_dir():
         raise DataError(f"{root}: no such data folder")
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -98,7 +101,9 @@ def class_folders(root: Path, min_per_class: int, pattern: str) -> dict[str, lis
         raise DataError(f"{root}: no class sub-folders (expected one folder per class)")
     classes = {}
     for folder in folders:
-        files = sorted(p for p in folder.glob(pattern) if p.is_file())
+        files = sorted(
+            p for p in folder.glob(pattern) if p.is_file() and not p.name.startswith(".")
+        )
         if not files:
             raise DataError(f"{folder}: empty class folder (no {pattern} files)")
         if len(files) < min_per_class:

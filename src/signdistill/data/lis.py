@@ -16,12 +16,14 @@ import hashlib
 import logging
 import shutil
 import tempfile
+import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 
 REPOSITORY = "airtlab/An-EMG-and-IMU-Dataset-for-the-Italian-Sign-Language-Alphabet"
 COMMIT = "86d59a1"
+# GitHub resolves the abbreviated commit, so the archive is pinned to the published data; no
+# sha256 is set by default because GitHub does not promise byte-stable archives.
 ARCHIVE_URL = f"https://github.com/{REPOSITORY}/archive/{COMMIT}.zip"
 
 CHANNEL_GROUPS: dict[str, list[str]] = {
@@ -47,10 +51,12 @@ N_CLASSES = 26
 
 @dataclass(frozen=True)
 class LisDataset:
-    """LIS recordings with the selected channel groups, cropped to ``length`` samples.
+    """LIS recordings with the selected channel groups, ``length`` samples each.
 
     ``root``: a local copy (the folder holding ``Dataset/``, or ``Dataset/`` itself); when None or
-    absent, the repository's archive is downloaded once into the cache folder.
+    absent, the archive at ``url`` is downloaded once into the cache folder (checked against
+    ``sha256`` when given). Every published recording has 400 samples; a longer one keeps its
+    first ``length`` samples, a shorter one is an error naming the file.
     """
 
     root: str | None = None
@@ -67,12 +73,16 @@ class LisDataset:
                 f"choose from {list(CHANNEL_GROUPS)}"
             )
 
+        if self.length < 1:
+            raise DataError(f"data.source.length={self.length}: must be at least 1")
+
     def load(self, cache_dir: str | Path) -> Recordings:
         """Parse the JSON files once; later loads read the cached arrays."""
         dataset = dataset_folder(self.root, Path(cache_dir).expanduser(), self.url, self.sha256)
         classes = class_folders(dataset, min_per_class=3, pattern="*.json")
         files = [f for fs in classes.values() for f in fs]
         key = {
+            "root": str(dataset),
             "channels": list(self.channels),
             "length": self.length,
             "files": listing(files),
@@ -101,51 +111,76 @@ def read_recording(
 ) -> tuple[np.ndarray, str]:
     """One LIS JSON file -> ((C, length) float32, session date), errors naming the file.
 
+    Longer recordings keep their first ``length`` samples; shorter ones are an error.
     ``length=None`` keeps every sample the groups have in common.
     """
     doc = read_json(path)
-    try:
-        emg = np.asarray(doc["emg"]["data"], dtype=np.float32)
-        imu = doc["imu"]["data"]
-        parts = {
-            group: np.asarray([sample[group] for sample in imu], dtype=np.float32)
-            for group in CHANNEL_GROUPS
-            if group != "emg" and group in channels
-        }
-        session = _session(doc["timestamp"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise DataError(f"{path}: not a LIS recording (missing or malformed {e})") from e
-    if "emg" in channels:
-        parts["emg"] = emg
+    if not isinstance(doc, dict):
+        raise DataError(f"{path}: not a LIS recording (expected a JSON object)")
+    session = _session(path, doc.get("timestamp"))
+    blocks = [_block(path, doc, group) for group in channels]
     if length is None:
-        length = min(len(parts[group]) for group in channels)
-    blocks = []
-    for group in channels:
-        block, width = parts[group], len(CHANNEL_GROUPS[group])
-        if block.ndim != 2 or block.shape[1] != width:
-            raise DataError(f"{path}: {group} has shape {block.shape}, expected (time, {width})")
-        if block.shape[0] < length:
-            raise DataError(f"{path}: {group} has {block.shape[0]} samples, fewer than {length}")
-        blocks.append(block[:length].T)
-    return check_finite(np.concatenate(blocks), path), session
+        length = min(len(block) for block in blocks)
+    for group, block in zip(channels, blocks, strict=True):
+        if len(block) < length:
+            raise DataError(f"{path}: {group} has {len(block)} samples, fewer than {length}")
+    return check_finite(np.concatenate([b[:length].T for b in blocks]), path), session
 
 
-def _session(timestamp: str) -> str:
-    """'26/06/20/22:28:12' -> '2020-06-26' (the recording session)."""
-    return datetime.strptime(timestamp[:8], "%d/%m/%y").date().isoformat()
+def _block(path: Path, doc: dict[str, Any], group: str) -> np.ndarray:
+    """One channel group as (time, width) float32: ``emg.data`` or a key of each IMU sample."""
+    width = len(CHANNEL_GROUPS[group])
+    field = "emg.data" if group == "emg" else f"imu.data[].{group}"
+    try:
+        rows = doc["emg"]["data"] if group == "emg" else [s[group] for s in doc["imu"]["data"]]
+    except (KeyError, TypeError, IndexError) as e:
+        raise DataError(f"{path}: not a LIS recording ({field} missing or malformed: {e!r})") from e
+    try:
+        block = np.asarray(rows, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        problem = _row_problem(rows, width) or f"non-numeric values ({e})"
+        raise DataError(f"{path}: {field}: {problem}") from e
+    if block.ndim != 2 or block.shape[1] != width:
+        raise DataError(f"{path}: {field}: {_row_problem(rows, width) or block.shape}")
+    return block
+
+
+def _row_problem(rows: Any, width: int) -> str | None:
+    """Why ``rows`` is not a list of ``width``-value samples, naming the first bad sample.
+
+    Only called once numpy has refused the rows, so the common, valid case costs no Python loop.
+    """
+    if not isinstance(rows, list) or not rows:
+        return f"expected a non-empty list of samples, got {str(rows)[:40]}"
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != width:
+            return f"sample {i} is {str(row)[:60]}, expected {width} values"
+    return None
+
+
+def _session(path: Path, timestamp: Any) -> str:
+    """'26/06/20/22:28:12' (dd/mm/yy/HH:MM:SS) -> '2020-06-26', the recording session."""
+    try:
+        return datetime.strptime(str(timestamp)[:8], "%d/%m/%y").date().isoformat()
+    except ValueError as e:
+        raise DataError(
+            f"{path}: timestamp {timestamp!r} is not dd/mm/yy/HH:MM:SS (missing or malformed)"
+        ) from e
 
 
 def dataset_folder(root: str | None, cache_dir: Path, url: str, sha256: str | None) -> Path:
     """The folder of class sub-folders: the local copy, or the downloaded archive's."""
     if root is not None and Path(root).expanduser().is_dir():
-        base = Path(root).expanduser()
+        base = Path(root).expanduser().resolve()
         return base / "Dataset" if (base / "Dataset").is_dir() else base
     if root is not None:
         log.warning("data.source.root=%s does not exist: using the downloaded copy", root)
-    target = cache_dir / f"lis-{COMMIT}"
+    # One folder per archive URL, so pointing ``url`` at another version never reuses a stale copy.
+    target = cache_dir.resolve() / f"lis-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
     if not target.is_dir():
         download_and_extract(url, sha256, target)
-        print(f"LIS dataset downloaded to {target}")
+        log.info("LIS dataset downloaded to %s", target)
+        print(f"LIS dataset downloaded to {target} (set SIGNDISTILL_LIS_ROOT to use another copy)")
     return target / "Dataset"
 
 
@@ -159,30 +194,51 @@ def download_and_extract(url: str, sha256: str | None, target: Path) -> None:
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".lis-") as tmp:
         archive = Path(tmp) / "archive.zip"
         fetch(url, archive)
-        if sha256 is not None:
-            digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-            if digest != sha256:
-                raise DataError(f"{url}: sha256 {digest} does not match the expected {sha256}")
-        try:
-            with zipfile.ZipFile(archive) as z:
-                z.extractall(Path(tmp) / "x")
-        except zipfile.BadZipFile as e:
-            raise DataError(f"{url}: the download is not a zip archive ({e})") from e
-        found = sorted((Path(tmp) / "x").glob("**/Dataset"))
-        letters = [p for p in found[0].iterdir() if p.is_dir()] if found else []
-        if len(letters) != N_CLASSES:
-            raise DataError(f"{url}: the archive has no Dataset/ folder with {N_CLASSES} letters")
+        if sha256 is not None and (digest := _sha256(archive)) != sha256:
+            raise DataError(f"{url}: sha256 {digest} does not match the expected {sha256}")
         staged = Path(tmp) / "staged"
         staged.mkdir()
-        shutil.move(str(found[0]), staged / "Dataset")
-        staged.rename(target)
+        shutil.move(_extract_dataset(url, archive, Path(tmp) / "x"), staged / "Dataset")
+        try:
+            staged.rename(target)
+        except OSError:
+            if not target.is_dir():  # else another process (a parallel sweep job) got there first
+                raise
+
+
+def _extract_dataset(url: str, archive: Path, into: Path) -> Path:
+    """Extract ``archive`` and return its ``Dataset/`` folder, checking it has the 26 letters."""
+    try:
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(into)
+    except zipfile.BadZipFile as e:
+        raise DataError(f"{url}: the download is not a valid zip archive ({e})") from e
+    for found in sorted(p for p in into.glob("**/Dataset") if p.is_dir()):
+        if sum(p.is_dir() for p in found.iterdir()) == N_CLASSES:
+            return found
+    raise DataError(f"{url}: the archive has no Dataset/ folder with {N_CLASSES} letter folders")
+
+
+def _sha256(path: Path) -> str:
+    """Hex digest of a file, read in chunks (the archive need not fit in memory)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def fetch(url: str, path: Path) -> None:
-    """Stream ``url`` to ``path`` with a progress bar."""
-    with urllib.request.urlopen(url) as response, path.open("wb") as out:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc="downloading LIS") as bar:
-            while chunk := response.read(1 << 16):
-                out.write(chunk)
-                bar.update(len(chunk))
+    """Stream ``url`` to ``path`` with a progress bar; network failures become DataError."""
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, path.open("wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc="downloading LIS") as bar:
+                while chunk := response.read(1 << 16):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+    except (urllib.error.URLError, TimeoutError) as e:
+        raise DataError(
+            f"{url}: download failed ({e}); fetch the repository by hand and set "
+            "SIGNDISTILL_LIS_ROOT (data.source.root) to its folder"
+        ) from e
