@@ -123,7 +123,7 @@ class SignDataModule(L.LightningDataModule):
         rec = self.prepare()
         return {
             "name": self.name,
-            "fingerprint": rec.fingerprint(),
+            "fingerprint": rec.fingerprint,
             "shape": list(rec.x.shape),
             **{f"split_{k}": v for k, v in self.split_config.items()},
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -37,8 +38,12 @@ class Recordings:
     def n_channels(self) -> int:
         return len(self.channels)
 
+    @cached_property
     def fingerprint(self) -> str:
-        """A short content hash: two runs with the same fingerprint saw the same data."""
+        """A short content hash: two runs with the same fingerprint saw the same data.
+
+        Cached: the arrays never change, and hashing the default data takes about half a second.
+        """
         h = hashlib.sha256()
         for arr in (self.x, self.y, self.groups.astype(str)):
             h.update(np.ascontiguousarray(arr).tobytes())
