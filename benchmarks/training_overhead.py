@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
 
+from signdistill.distill import Distillation
 from signdistill.models import ConvPoolLSTM
-from signdistill.module import Distillation, SignClassifier
+from signdistill.module import SignClassifier
 from signdistill.pipeline import architecture, teacher_logits
 
 from common import config, datamodule

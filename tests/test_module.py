@@ -1,4 +1,5 @@
-"""The Lightning module: a distillation teacher stays frozen and in eval mode."""
+"""The Lightning module: a distillation teacher stays frozen, in eval mode, and sees exactly the
+student's augmented batch."""
 
 import copy
 
@@ -8,8 +9,9 @@ from lightning.pytorch.callbacks import Callback
 
 from signdistill.augment import Augment
 from signdistill.data.datamodule import SignDataModule
+from signdistill.distill import Distillation
 from signdistill.models import Architecture, ConvPoolLSTM
-from signdistill.module import Distillation, SignClassifier
+from signdistill.module import SignClassifier
 
 from fakes import BlobSource
 
@@ -52,3 +54,38 @@ def test_teacher_is_frozen_and_in_eval_mode_for_the_whole_student_run(tmp_path):
     assert all(not p.requires_grad for p in teacher.parameters())
     for name, value in teacher.state_dict().items():
         assert torch.equal(value, before[name]), name
+
+
+def test_online_teacher_sees_exactly_the_students_augmented_batch(tmp_path):
+    dm = SignDataModule(BlobSource(), batch_size=16, cache_dir=str(tmp_path))
+    dm.prepare()
+    arch = Architecture(5, 4, (4, 4), (8, 8))
+    student, teacher = ConvPoolLSTM(arch), ConvPoolLSTM(arch)
+    seen: dict[str, list[torch.Tensor]] = {"student": [], "teacher": []}
+
+    def record(name):
+        def hook(module, args):
+            if name == "teacher" or module.training:  # the student also runs for validation
+                seen[name].append(args[0].clone())
+
+        return hook
+
+    student.register_forward_pre_hook(record("student"))
+    teacher.register_forward_pre_hook(record("teacher"))
+    module = SignClassifier(
+        student,
+        lambda params: torch.optim.Adam(params, lr=1e-2),
+        max_epochs=1,
+        augment=Augment(time_shift=0.1, time_scale=0.1, gain=0.2, mixup=0.4),
+        distill=Distillation(temperature=4.0, alpha=0.5),
+        teacher=teacher,
+    )
+    L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False).fit(
+        module, datamodule=dm
+    )
+    raw = dm.tensors("train")[0]
+    assert len(seen["teacher"]) == len(seen["student"]) > 1
+    for t, s in zip(seen["teacher"], seen["student"], strict=True):
+        assert torch.equal(t, s)
+    batch = seen["student"][0]
+    assert not any(torch.equal(batch, raw[i : i + len(batch)]) for i in range(len(raw)))

@@ -56,6 +56,27 @@ def test_student_without_a_teacher_trains_one_first(tmp_path, caplog):
     )
 
 
+def test_ensemble_teacher_trains_each_member_and_logs_its_own_accuracy(tmp_path):
+    result = run(make_cfg(tmp_path, "distill.teacher_seeds=[0,1]", "+recipe=kd"))
+    df = runs(tmp_path).set_index("run_id")
+    members = df[df["tags.kind"] == "teacher"]
+    assert len(members) == 2
+    assert set(members["params.seed"]) == {"0", "1"}
+    student = df.loc[result["mlflow_run_id"]]
+    assert student["tags.recipe"] == "kd" and student["tags.mlflow.runName"] == "kd"
+    assert set(student["tags.teacher_run_id"].split(",")) == set(members.index)
+    assert 0 <= result["teacher_test_acc"] <= 1
+    ensemble_bytes = members["metrics.size_file_bytes"].sum()
+    assert result["compression_ratio"] == pytest.approx(ensemble_bytes / result["size_file_bytes"])
+
+
+def test_fixed_schedule_trains_every_epoch_and_tests_the_last_weights(tmp_path):
+    cfg = make_cfg(tmp_path, "model=teacher", "model.patience=null", "model.restore=last")
+    result = run(cfg)
+    row = runs(tmp_path).set_index("run_id").loc[result["mlflow_run_id"]]
+    assert row["metrics.epoch"] == cfg.model.max_epochs - 1  # no early stop
+
+
 def test_same_seed_same_result(tmp_path):
     first = run(make_cfg(tmp_path / "a", "model=teacher"))
     second = run(make_cfg(tmp_path / "b", "model=teacher"))
@@ -97,6 +118,10 @@ def test_pruned_teacher_is_recovered_and_points_at_its_source(tmp_path, recover)
         ("prune=slim prune.amount=1.0", "prune.amount"),
         ("export.deploy=fp16", "export.deploy"),
         ("export.int8=false", "export.deploy=int8"),
+        ("distill.loss=mse", "distill.loss"),
+        ("model.restore=first", "model.restore"),
+        ("model.augment.mixup=-1", "model.augment.mixup"),
+        ("distill.teacher_seeds=[]", "distill.teacher_seeds"),
     ],
 )
 def test_invalid_config_fails_before_training_naming_the_key(tmp_path, override, key):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import lightning as L
 import torch
@@ -17,16 +16,8 @@ from torchmetrics.classification import (
 )
 
 from signdistill.augment import Augment
-from signdistill.distill import kd_loss
+from signdistill.distill import Distillation
 from signdistill.models import ConvPoolLSTM
-
-
-@dataclass(frozen=True)
-class Distillation:
-    """KD settings: ``alpha`` weights the soft (teacher) term, ``1 - alpha`` the hard labels."""
-
-    temperature: float = 4.0
-    alpha: float = 0.5
 
 
 class SignClassifier(L.LightningModule):
@@ -81,16 +72,14 @@ class SignClassifier(L.LightningModule):
         return self.model(x)
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
-        x, y = batch[0], batch[1]
-        x = self.augment(x)
+        x, targets = self.augment(batch[0], batch[1], self.model.arch.n_classes)
         logits = self.model(x)
         if self.distill is None:
-            loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+            loss = F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
         else:
             teacher_logits = batch[2] if len(batch) > 2 else self._teacher_logits(x)
-            d = self.distill
-            loss = kd_loss(logits, teacher_logits, y, d.temperature, d.alpha)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+            loss = self.distill(logits, teacher_logits, targets)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
         return loss
 
     @torch.no_grad()

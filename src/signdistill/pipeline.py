@@ -21,8 +21,9 @@ from signdistill.augment import Augment
 from signdistill.checkpoints import load_model, save_model
 from signdistill.config import ConfigError, validate
 from signdistill.data.datamodule import SignDataModule
+from signdistill.distill import Distillation
 from signdistill.models import Architecture, ConvPoolLSTM, scaled_sizes
-from signdistill.module import Distillation, SignClassifier
+from signdistill.module import SignClassifier
 from signdistill.sizes import size_metrics
 from signdistill.sparsity import SparsityRegularizer, sparsity_stats
 
@@ -74,7 +75,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     elif cfg.model.role == "teacher":
         result = obtain_teacher(cfg, dm, experiment_id, model_node="model", retrain=True)
     else:
-        teacher = obtain_teacher(cfg, dm, experiment_id, model_node="teacher", retrain=False)
+        teacher = distillation_teacher(cfg, dm, experiment_id)
         result = train(cfg, "model", dm, experiment_id, teacher=teacher)
     return {**result.metrics, "mlflow_run_id": result.run_id}
 
@@ -104,6 +105,33 @@ def obtain_teacher(
         return train(cfg, model_node, dm, experiment_id, store_as=path)
 
 
+def distillation_teacher(cfg: DictConfig, dm: SignDataModule, experiment_id: str) -> Trained:
+    """The teacher a student learns from: the stored teacher for the run's seed, or with
+    ``distill.teacher_seeds`` an ensemble of the teachers of those seeds (each trained if missing).
+
+    The ensemble's metrics are its own accuracy on this split; its size is the members' total.
+    """
+    seeds = cfg.distill.get("teacher_seeds")
+    if not seeds:
+        return obtain_teacher(cfg, dm, experiment_id, model_node="teacher", retrain=False)
+    members = []
+    for seed in seeds:
+        member_cfg = cfg.copy()
+        with open_dict(member_cfg):
+            member_cfg.seed = int(seed)
+        members.append(obtain_teacher(member_cfg, dm, experiment_id, "teacher", retrain=False))
+    ensemble = teachers.TeacherEnsemble([m.model for m in members]).eval()
+    metrics = {f"{split}_acc": accuracy(ensemble, *dm.tensors(split)) for split in ("val", "test")}
+    metrics["size_file_bytes"] = sum(m.metrics["size_file_bytes"] for m in members)
+    return Trained(",".join(m.run_id for m in members), ensemble, metrics)
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """The fraction of recordings ``model`` (in eval mode) classifies correctly."""
+    return float((model.eval()(x).argmax(1) == y).float().mean())
+
+
 def prune_and_recover(cfg: DictConfig, dm: SignDataModule, experiment_id: str) -> Trained:
     """Sparsity-train the teacher (stored like any teacher), prune it, recover the pruned model.
 
@@ -121,9 +149,7 @@ def prune_and_recover(cfg: DictConfig, dm: SignDataModule, experiment_id: str) -
     base = obtain_teacher(cfg, dm, experiment_id, model_node="sparse_base", retrain=False)
     smaller = pruning.prune(base.model, p.amount, p.scope, p.floor)
     log.info("pruned %s -> %s", base.model.arch, smaller.arch)
-    x_test, y_test = dm.tensors("test")
-    with torch.no_grad():
-        before = float((smaller.eval()(x_test).argmax(1) == y_test).float().mean())
+    before = accuracy(smaller, *dm.tensors("test"))
     if p.recover == "finetune":
         with open_dict(cfg):
             cfg.distill.enabled = False
@@ -179,7 +205,8 @@ def train(
     augment = Augment(**mcfg.augment)
     distill = None
     if teacher is not None and cfg.distill.enabled:
-        distill = Distillation(cfg.distill.temperature, cfg.distill.alpha)
+        d = cfg.distill
+        distill = Distillation(d.temperature, d.alpha, d.get("loss", "kd"), d.get("beta", 8.0))
     online = distill is not None and (augment.enabled or not cfg.distill.cache_logits)
     cached = distill is not None and not online
     dm.set_teacher_logits(teacher_logits(teacher.model, dm.tensors("train")[0]) if cached else None)
@@ -205,13 +232,23 @@ def train(
     if teacher is not None:
         tags["teacher_run_id"] = teacher.run_id
     tags |= extra_tags or {}
+    if teacher is not None:  # the accuracy of what the student learns from, on this split
+        extra_metrics = {
+            "teacher_val_acc": teacher.metrics["val_acc"],
+            "teacher_test_acc": teacher.metrics["test_acc"],
+            **(extra_metrics or {}),
+        }
     kind = tags["kind"]
     if cfg.sweep.trial_number is not None and role != "teacher":
         tags["optuna.trial_number"] = str(cfg.sweep.trial_number)
         tags["optuna.study_name"] = str(cfg.sweep.study_name)
     parent = cfg.sweep.parent_run_id if role != "teacher" else None
+    if role != "teacher" and cfg.recipe:
+        tags["recipe"] = cfg.recipe
     name = (
-        f"trial-{cfg.sweep.trial_number}" if parent and cfg.sweep.trial_number is not None else kind
+        f"trial-{cfg.sweep.trial_number}"
+        if parent and cfg.sweep.trial_number is not None
+        else tags.get("recipe", kind)
     )
     with tracking.run(experiment_id, name, tags, parent) as active, tracking.scratch_dir() as tmp:
         tracking.log_config(cfg)
@@ -261,13 +298,23 @@ def _fit(
     run_id: str,
     tmp: Path,
 ) -> tuple[str, int]:
-    """Train with early stopping on val_acc; returns the best checkpoint's path and last step."""
+    """Train; returns the path of the weights to test and the last step.
+
+    Those weights are the best by val_acc, or with ``restore=last`` the final ones (a fixed
+    schedule, ``patience=null``, trusts its full length more than a small validation set).
+    """
+    restore = mcfg.get("restore", "best")
     checkpoint = ModelCheckpoint(
-        dirpath=tmp, filename="best", monitor="val_acc", mode="max", save_weights_only=True
+        dirpath=tmp,
+        filename="best",
+        monitor="val_acc",
+        mode="max",
+        save_weights_only=True,
+        save_last=restore == "last",
     )
     callbacks: list[Callback] = [
         checkpoint,
-        EarlyStopping(monitor="val_acc", mode="max", patience=mcfg.patience),
+        *_early_stopping(mcfg.patience),
         *_trial_pruning(cfg),
         *([SparsityRegularizer(**mcfg.sparsity)] if mcfg.get("sparsity") else []),
     ]
@@ -281,7 +328,14 @@ def _fit(
     trainer.fit(module, datamodule=dm)
     if trainer.interrupted:
         raise KeyboardInterrupt("training interrupted")
-    return checkpoint.best_model_path, trainer.global_step
+    best = checkpoint.last_model_path if restore == "last" else checkpoint.best_model_path
+    return best, trainer.global_step
+
+
+def _early_stopping(patience: int | None) -> list[Callback]:
+    if patience is None:
+        return []
+    return [EarlyStopping(monitor="val_acc", mode="max", patience=patience)]
 
 
 def _trial_pruning(cfg: DictConfig) -> list[Callback]:

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
 from filelock import FileLock
+from torch import nn
 
 from signdistill.data.cache import cache_key
 from signdistill.data.recordings import DataError
@@ -48,3 +50,14 @@ def check_fits(
                 f"(teacher has {len(have or [])}: {json.dumps((have or [])[:5])}..., "
                 f"data has {len(want)}: {json.dumps(want[:5])}...)"
             )
+
+
+class TeacherEnsemble(nn.Module):
+    """Several teachers as one: the mean of the members' logits (each standardizes its input)."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(0)

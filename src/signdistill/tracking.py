@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from filelock import FileLock
 from mlflow.entities import RunStatus
 from omegaconf import DictConfig, OmegaConf
 
@@ -24,23 +25,33 @@ def configure(tracking_uri: str, experiment_name: str, artifact_root: str | None
     MLflow 3 no longer accepts the plain folder store, and its default artifact root would be the
     current directory.
     """
-    ensure_sqlite_folder(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
-    client = mlflow.MlflowClient()
-    exp = client.get_experiment_by_name(experiment_name)
-    if exp is not None:
-        return exp.experiment_id
-    location = Path(artifact_root).resolve().as_uri() if artifact_root else None
-    try:
-        return client.create_experiment(experiment_name, artifact_location=location)
-    except mlflow.exceptions.MlflowException:  # another worker created it meanwhile
-        return client.get_experiment_by_name(experiment_name).experiment_id
+    with _creation_lock(tracking_uri):
+        client = mlflow.MlflowClient()
+        exp = client.get_experiment_by_name(experiment_name)
+        if exp is not None:
+            return exp.experiment_id
+        location = Path(artifact_root).resolve().as_uri() if artifact_root else None
+        try:
+            return client.create_experiment(experiment_name, artifact_location=location)
+        except mlflow.exceptions.MlflowException:  # another worker created it meanwhile
+            return client.get_experiment_by_name(experiment_name).experiment_id
 
 
 def ensure_sqlite_folder(url: str) -> None:
     """Create the folder of a ``sqlite:///`` database file (SQLite creates only the file)."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _creation_lock(url: str) -> contextlib.AbstractContextManager:
+    """For a SQLite store, an inter-process lock: two processes opening a new database at once
+    both run MLflow's schema migrations, and one fails ("Online migration expected to match one
+    row"). Servers and other databases serialize that themselves."""
+    if not url.startswith("sqlite:///"):
+        return contextlib.nullcontext()
+    ensure_sqlite_folder(url)
+    return FileLock(url.removeprefix("sqlite:///") + ".lock")
 
 
 @contextlib.contextmanager

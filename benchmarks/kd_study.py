@@ -1,0 +1,221 @@
+"""Does distillation earn its place? Every KD recipe against the same student from scratch and
+against the teacher, paired over the same splits.
+
+For each split: the stored teachers (seeds 0-2; trained once, reused by every recipe) and one
+pipeline run per recipe (``conf/recipe/<name>.yaml``). Reported per recipe: mean test accuracy
+with a 95 % t interval, paired differences against the scratch student and against the teacher
+(mean, 95 % interval, two-sided Wilcoxon signed-rank p, wins), parameters and fp32 bytes. The
+table (markdown) and a plot of the paired differences go to ``--out`` and to an MLflow run
+``kd-study`` that every recipe run of the study is nested under.
+
+Results are appended to ``<out>/results.jsonl`` as each run finishes: re-running the same command
+skips what is done, so an interrupted study loses at most the run in progress.
+
+The same runs as a plain Hydra sweep (one MLflow run each, no table):
+    python src/train.py -m data=lis 'data.split_seed=range(10)' +recipe=scratch,kd,kd_consistent
+
+Usage: python benchmarks/kd_study.py [--splits 10] [--recipes scratch,kd,...] [--out DIR]
+       [--split-key data.split_seed] [hydra overrides for every run...]
+LIS (the default data) is read from $SIGNDISTILL_LIS_ROOT or ../shared/datasets/lis-emg-imu.
+The simulator, leaving subjects out:
+    data=isl_sim data.split=subject --split-key data.fold --splits 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+
+from signdistill import tracking
+from signdistill.pipeline import run
+from signdistill.stats import Interval, mean_ci, paired
+
+from common import ROOT, config, lis_root, stored_teacher
+
+RECIPES = (
+    "scratch",
+    "kd",
+    "dkd",
+    "scratch_patient",
+    "kd_consistent",
+    "kd_ensemble",
+    "tiny_kd_ensemble",
+)
+TEACHER_SEEDS = (0, 1, 2)
+BASELINE = "scratch"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--splits", type=int, default=10)
+    parser.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated names")
+    parser.add_argument("--split-key", default="data.split_seed")
+    parser.add_argument("--out", type=Path, help="default: mlruns/studies/kd_<data name>")
+    parser.add_argument("--plot", type=Path, help="also write the plot here (e.g. docs/img/)")
+    args, overrides = parser.parse_known_args()
+    recipes = args.recipes.split(",")
+    if not any(o.startswith("data=") for o in overrides):
+        overrides = ["data=lis", f"data.source.root={lis_root()}", *overrides]
+    study = Study(args.out, overrides)
+    seeds = TEACHER_SEEDS if any("ensemble" in r for r in recipes) else TEACHER_SEEDS[:1]
+    for split in range(args.splits):
+        on = [*overrides, f"{args.split_key}={split}", "trainer.enable_progress_bar=false"]
+        for seed in seeds:
+            study.result(f"teacher_seed{seed}", split, lambda s=seed, o=on: teacher(o, s))
+        for recipe in recipes:
+            study.result(recipe, split, lambda r=recipe, o=on: study.train([*o, f"+recipe={r}"]))
+        print(study.progress(split), flush=True)
+    table = study.report(args.splits, recipes, args.plot)
+    print(table)
+
+
+def teacher(overrides: list[str], seed: int) -> dict[str, float]:
+    return stored_teacher(config(*overrides, f"seed={seed}")).metrics
+
+
+class Study:
+    """The study's results on disk (one JSON line per finished run) and its MLflow parent run."""
+
+    def __init__(self, out: Path | None, overrides: list[str]) -> None:
+        self.cfg = config(*overrides)
+        self.out = out = out or ROOT / "mlruns/studies" / f"kd_{self.cfg.data.name}"
+        out.mkdir(parents=True, exist_ok=True)
+        self.results_file = out / "results.jsonl"
+        self.done: dict[tuple[str, int], dict] = {}
+        if self.results_file.exists():
+            for line in self.results_file.read_text().splitlines():
+                row = json.loads(line)
+                self.done[(row["method"], row["split"])] = row["metrics"]
+        self.experiment = tracking.configure(
+            self.cfg.logger.tracking_uri,
+            self.cfg.logger.experiment_name,
+            self.cfg.logger.artifact_root,
+        )
+        self.parent = self._parent_run(out / "mlflow_run_id")
+
+    def _parent_run(self, id_file: Path) -> str:
+        """The study's MLflow run, created once and resumed by id on later invocations."""
+        client = mlflow.MlflowClient()
+        if id_file.exists():
+            run_id = id_file.read_text().strip()
+            client.update_run(run_id, status="RUNNING")
+            return run_id
+        created = client.create_run(
+            self.experiment, run_name="kd-study", tags={"kind": "study", "data": self.cfg.data.name}
+        )
+        id_file.write_text(created.info.run_id)
+        return created.info.run_id
+
+    def train(self, overrides: list[str]) -> dict[str, float]:
+        return run(config(*overrides, f"sweep.parent_run_id={self.parent}"))
+
+    def result(self, method: str, split: int, compute) -> dict[str, float]:
+        """The stored result of ``method`` on ``split``, computed and appended if missing."""
+        if (method, split) not in self.done:
+            metrics = {k: v for k, v in compute().items() if isinstance(v, int | float)}
+            self.done[(method, split)] = metrics
+            with self.results_file.open("a") as f:
+                f.write(json.dumps({"method": method, "split": split, "metrics": metrics}) + "\n")
+        return self.done[(method, split)]
+
+    def progress(self, split: int) -> str:
+        accs = {m: r["test_acc"] for (m, s), r in self.done.items() if s == split}
+        return f"split {split}: " + ", ".join(f"{m} {a:.3f}" for m, a in accs.items())
+
+    def accuracies(self, method: str, splits: int, key: str = "test_acc") -> np.ndarray:
+        return np.array([self.done[(method, s)][key] for s in range(splits)])
+
+    def report(self, splits: int, recipes: list[str], plot_copy: Path | None) -> str:
+        """The markdown table and the paired-difference plot, written to disk and MLflow."""
+        teacher = self.accuracies("teacher_seed0", splits)
+        rows = {"teacher": ("teacher_seed0", "test_acc")}
+        ensembles = [r for r in recipes if "ensemble" in r]
+        if ensembles:  # the ensemble's own accuracy, as logged by a run that distilled from it
+            rows["teacher ensemble (seeds 0-2)"] = (ensembles[0], "teacher_test_acc")
+        rows |= {r: (r, "test_acc") for r in recipes}
+        scratch = self.accuracies(BASELINE, splits) if BASELINE in recipes else None
+        lines = [
+            f"{self.cfg.data.name}, {splits} splits; test accuracy %, mean [95 % CI]; paired "
+            "differences in points, mean [95 % CI], Wilcoxon signed-rank p, wins/ties",
+            "",
+            "| method | params | fp32 bytes | test accuracy | vs scratch | vs teacher |",
+            "|---|---|---|---|---|---|",
+        ]
+        diffs: dict[str, np.ndarray] = {}
+        for name, (method, key) in rows.items():
+            acc = self.accuracies(method, splits, key)
+            first = self.done[(method, 0)]
+            size = "" if key == "teacher_test_acc" else f"{int(first['params']):,}"
+            fp32 = "" if key == "teacher_test_acc" else f"{int(first['size_fp32_bytes']):,}"
+            vs_scratch = ""
+            if scratch is not None and method != BASELINE:
+                vs_scratch = _paired(acc, scratch)
+                diffs[name] = acc - scratch
+            vs_teacher = "" if name == "teacher" else _paired(acc, teacher)
+            lines.append(
+                f"| {name} | {size} | {fp32} | {_pct(mean_ci(acc))} | {vs_scratch} | {vs_teacher} |"
+            )
+        table = "\n".join(lines)
+        (self.out / "table.md").write_text(table + "\n")
+        fig = _plot(diffs, f"{self.cfg.data.name}: paired test-accuracy difference vs scratch")
+        fig.savefig(self.out / "paired_differences.png", dpi=120, bbox_inches="tight")
+        if plot_copy:
+            fig.savefig(plot_copy, dpi=120, bbox_inches="tight")
+        self._log(table, fig, rows, splits)
+        return table
+
+    def _log(self, table: str, fig, rows: dict, splits: int) -> None:
+        client = mlflow.MlflowClient()
+        client.log_text(self.parent, table, "kd_study.md")
+        client.log_figure(self.parent, fig, "paired_differences.png")
+        plt.close(fig)
+        client.set_tag(self.parent, "splits", str(splits))
+        client.set_tag(self.parent, "methods", ",".join(rows))
+        for method, key in rows.values():
+            ci = mean_ci(self.accuracies(method, splits, key))
+            client.log_metric(self.parent, f"{method}.{key}.mean", ci.mean)
+        client.set_terminated(self.parent, "FINISHED")
+
+
+def _pct(ci: Interval) -> str:
+    return f"{100 * ci.mean:.1f} [{100 * ci.low:.1f}, {100 * ci.high:.1f}]"
+
+
+def _paired(a: np.ndarray, b: np.ndarray) -> str:
+    p = paired(a, b)
+    d = p.diff
+    return (
+        f"{100 * d.mean:+.1f} [{100 * d.low:+.1f}, {100 * d.high:+.1f}], "
+        f"p={p.p_value:.3f}, {p.wins}/{p.ties}"
+    )
+
+
+def _plot(diffs: dict[str, np.ndarray], title: str):
+    """Each split's paired difference (dots) with the mean and its 95 % interval (bar)."""
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.55 * max(1, len(diffs))))
+    for i, d in enumerate(diffs.values()):
+        ci = mean_ci(d)
+        ax.scatter(100 * d, np.full(len(d), i) + np.linspace(-0.15, 0.15, len(d)), s=12, alpha=0.6)
+        ax.errorbar(
+            100 * ci.mean,
+            i,
+            xerr=[[100 * (ci.mean - ci.low)], [100 * (ci.high - ci.mean)]],
+            fmt="D",
+            color="black",
+            capsize=4,
+        )
+    ax.axvline(0, color="grey", lw=1)
+    ax.set_yticks(range(len(diffs)), list(diffs))
+    ax.invert_yaxis()
+    ax.set_xlabel("test accuracy minus the scratch student's on the same split (points)")
+    ax.set_title(title)
+    return fig
+
+
+if __name__ == "__main__":
+    main()
