@@ -80,9 +80,10 @@ def test_online_teacher_sees_exactly_the_students_augmented_batch(tmp_path):
         distill=Distillation(temperature=4.0, alpha=0.5),
         teacher=teacher,
     )
-    L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False).fit(
-        module, datamodule=dm
+    trainer = L.Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False
     )
+    trainer.fit(module, datamodule=dm)
     raw = dm.tensors("train")[0]
     assert len(seen["teacher"]) == len(seen["student"]) > 1
     for t, s in zip(seen["teacher"], seen["student"], strict=True):
