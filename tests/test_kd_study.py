@@ -42,13 +42,13 @@ def test_study_reports_paired_statistics_and_resumes_without_retraining(tmp_path
     first = study(tmp_path, "--splits", "2", *recipes)
     table = (tmp_path / "study" / "table.md").read_text()
     assert table in first.stdout
-    for row in ("| teacher |", "| teacher ensemble (seeds 0-2) |", "| scratch |", "| kd |"):
+    for row in ("| teacher |", "| teacher ensemble (seeds 0, 1) |", "| scratch |", "| kd |"):
         assert row in table
     assert "p=" in table.split("| kd |")[1]  # paired test against scratch and teacher
     assert (tmp_path / "study" / "paired_differences.png").stat().st_size > 0
     lines = (tmp_path / "study" / "results.jsonl").read_text().splitlines()
-    assert len(lines) == 2 * (3 + 3)  # per split: three teachers, three recipes
-    assert {json.loads(line)["method"] for line in lines} >= {"teacher_seed2", "kd_ensemble"}
+    assert len(lines) == 2 * (2 + 3)  # per split: two teachers, three recipes
+    assert {json.loads(line)["method"] for line in lines} >= {"teacher_seed1", "kd_ensemble"}
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     runs = mlflow.search_runs(experiment_names=["signdistill"])
