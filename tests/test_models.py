@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from signdistill.models import Architecture, ConvPoolLSTM, count_parameters, scaled_sizes
+from signdistill.teachers import TeacherEnsemble
 
 
 def test_parameter_counts_match_the_reference_reimplementation():
@@ -41,3 +42,12 @@ def test_standardization_is_part_of_the_model_state():
 def test_architecture_round_trips_through_plain_data():
     arch = Architecture(7, 3, (5, 6), (11, 9), conv_batchnorm=True)
     assert Architecture.from_dict(arch.as_dict()) == arch
+
+
+def test_teacher_ensemble_logits_are_the_mean_of_its_members_logits():
+    torch.manual_seed(0)
+    members = [ConvPoolLSTM(Architecture(5, 4, (4, 4), (8, 8))).eval() for _ in range(3)]
+    x = torch.randn(6, 5, 40)
+    with torch.no_grad():
+        expected = (members[0](x) + members[1](x) + members[2](x)) / 3
+        assert torch.allclose(TeacherEnsemble(members)(x), expected, atol=1e-6)
