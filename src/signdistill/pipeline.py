@@ -206,7 +206,7 @@ def train(
     distill = None
     if teacher is not None and cfg.distill.enabled:
         d = cfg.distill
-        distill = Distillation(d.temperature, d.alpha, d.get("loss", "kd"), d.get("beta", 8.0))
+        distill = Distillation(d.temperature, d.alpha, d.loss, d.beta)
     online = distill is not None and (augment.enabled or not cfg.distill.cache_logits)
     cached = distill is not None and not online
     dm.set_teacher_logits(teacher_logits(teacher.model, dm.tensors("train")[0]) if cached else None)
@@ -220,6 +220,12 @@ def train(
         distill=distill,
         teacher=teacher.model if online else None,
     )
+    if teacher is not None:  # the accuracy of what the student learns from, on this split
+        extra_metrics = {
+            "teacher_val_acc": teacher.metrics["val_acc"],
+            "teacher_test_acc": teacher.metrics["test_acc"],
+            **(extra_metrics or {}),
+        }
     role = mcfg.role
     kind = role if role == "teacher" else ("student-kd" if distill else "student-scratch")
     tags = {
@@ -232,12 +238,6 @@ def train(
     if teacher is not None:
         tags["teacher_run_id"] = teacher.run_id
     tags |= extra_tags or {}
-    if teacher is not None:  # the accuracy of what the student learns from, on this split
-        extra_metrics = {
-            "teacher_val_acc": teacher.metrics["val_acc"],
-            "teacher_test_acc": teacher.metrics["test_acc"],
-            **(extra_metrics or {}),
-        }
     kind = tags["kind"]
     if cfg.sweep.trial_number is not None and role != "teacher":
         tags["optuna.trial_number"] = str(cfg.sweep.trial_number)
@@ -303,7 +303,7 @@ def _fit(
     Those weights are the best by val_acc, or with ``restore=last`` the final ones (a fixed
     schedule, ``patience=null``, trusts its full length more than a small validation set).
     """
-    restore = mcfg.get("restore", "best")
+    restore = mcfg.restore
     checkpoint = ModelCheckpoint(
         dirpath=tmp,
         filename="best",
