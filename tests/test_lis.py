@@ -149,3 +149,11 @@ def test_a_bad_download_is_refused_and_leaves_nothing(lis_root, tmp_path, monkey
     assert not list((tmp_path / "cache").iterdir())
     with pytest.raises(DataError, match="sha256"):
         LisDataset(None, sha256="0" * 64).load(tmp_path / "cache")
+
+
+def test_parsed_and_cached_loads_have_the_same_layout(small_copy, tmp_path):
+    """Training must not depend on whether this run parsed the JSON or hit the cache."""
+    parsed = LisDataset(str(small_copy)).load(tmp_path / "cache")
+    cached = LisDataset(str(small_copy)).load(tmp_path / "cache")
+    assert np.array_equal(parsed.x, cached.x)
+    assert parsed.x.flags.c_contiguous and cached.x.flags.c_contiguous
