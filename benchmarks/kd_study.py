@@ -1,12 +1,13 @@
 """Does distillation earn its place? Every KD recipe against the same student from scratch and
 against the teacher, paired over the same splits.
 
-For each split: the stored teachers (seeds 0 and 1; trained once, reused by every recipe) and one
-pipeline run per recipe (``conf/recipe/<name>.yaml``). Reported per recipe: mean test accuracy
-with a 95 % t interval, paired differences against the scratch student and against the teacher
-(mean, 95 % interval, two-sided Wilcoxon signed-rank p, wins), parameters and fp32 bytes. The
-table (markdown) and a plot of the paired differences go to ``--out`` and to an MLflow run
-``kd-study`` that every recipe run of the study is nested under.
+For each split: the stored teachers (seeds 0 and 1, and the early-stopping recipe; trained once,
+reused by every recipe) and one pipeline run per recipe (``conf/recipe/<name>.yaml``). Reported
+per method: mean test accuracy with a 95 % t interval; paired differences against the scratch
+student of the same size on the default recipe and on the patient, augmented recipe, and against
+the teacher (mean, 95 % interval, two-sided Wilcoxon signed-rank p, wins/ties); parameters and
+fp32 bytes. The table (markdown) and a plot of the paired differences go to ``--out`` and to an
+MLflow run ``kd-study`` that every recipe run of the study is nested under.
 
 Results are appended to ``<out>/results.jsonl`` as each run finishes: re-running the same command
 skips what is done, so an interrupted study loses at most the run in progress.
@@ -41,13 +42,23 @@ RECIPES = (
     "scratch",
     "kd",
     "dkd",
+    "kd_ensemble",
+    "kd_patient",
     "scratch_patient",
     "kd_consistent",
-    "kd_ensemble",
-    "tiny_kd_ensemble",
+    "tiny_scratch_patient",
+    "tiny_kd_consistent",
 )
-TEACHER_SEEDS = (0, 1)
-BASELINE = "scratch"
+# The teachers of each split, trained once and reused by every recipe: the one students distill
+# from (seed 0), the ensemble's second member, and the first, early-stopping teacher recipe.
+TEACHERS = {
+    "teacher_seed0": ["seed=0"],
+    "teacher_seed1": ["seed=1"],
+    "teacher_early": ["model@teacher=teacher_early"],
+}
+# Each distilled student is compared with the scratch student of its size trained on the default
+# recipe and on the patient, augmented recipe (``tiny_`` recipes for the tiny student).
+BASELINES = ("scratch", "scratch_patient")
 
 
 def main() -> None:
@@ -66,11 +77,10 @@ def main() -> None:
     if not any(o.startswith("data=") for o in overrides):
         overrides = ["data=lis", f"data.source.root={lis_root()}", *overrides]
     study = Study(args.out, overrides)
-    seeds = TEACHER_SEEDS if any("ensemble" in r for r in recipes) else TEACHER_SEEDS[:1]
     for split in range(shard, args.splits, shards):
         on = [*overrides, f"{args.split_key}={split}", "trainer.enable_progress_bar=false"]
-        for seed in seeds:
-            study.result(f"teacher_seed{seed}", split, lambda s=seed, o=on: teacher(o, s))
+        for name, extra in TEACHERS.items():
+            study.result(name, split, lambda o=[*on, *extra]: stored_teacher(config(*o)).metrics)
         for recipe in recipes:
             study.result(recipe, split, lambda r=recipe, o=on: study.train([*o, f"+recipe={r}"]))
         print(study.progress(split), flush=True)
@@ -78,10 +88,6 @@ def main() -> None:
         print("other shards are still running: run again without --shard for the table")
         return
     print(study.report(args.splits, recipes, args.plot))
-
-
-def teacher(overrides: list[str], seed: int) -> dict[str, float]:
-    return stored_teacher(config(*overrides, f"seed={seed}")).metrics
 
 
 class Study:
@@ -139,39 +145,61 @@ class Study:
     def accuracies(self, method: str, splits: int, key: str = "test_acc") -> np.ndarray:
         return np.array([self.done[(method, s)][key] for s in range(splits)])
 
+    def baseline(self, method: str, kind: str, recipes: list[str]) -> str | None:
+        """The scratch recipe ``kind`` (or its ``tiny_`` variant) of the same size as ``method``."""
+        size = self.done[(method, 0)]["params"]
+        for r in recipes:
+            if (
+                r != method
+                and r.removeprefix("tiny_") == kind
+                and self.done[(r, 0)]["params"] == size
+            ):
+                return r
+        return None
+
     def report(self, splits: int, recipes: list[str], plot_copy: Path | None) -> str:
         """The markdown table and the paired-difference plot, written to disk and MLflow."""
         teacher = self.accuracies("teacher_seed0", splits)
-        rows = {"teacher": ("teacher_seed0", "test_acc")}
+        rows = {
+            "teacher (seed 0, the students' teacher)": ("teacher_seed0", "test_acc"),
+            "teacher, seed 1": ("teacher_seed1", "test_acc"),
+        }
         ensembles = [r for r in recipes if "ensemble" in r]
         if ensembles:  # the ensemble's own accuracy, as logged by a run that distilled from it
             rows["teacher ensemble (seeds 0, 1)"] = (ensembles[0], "teacher_test_acc")
+        rows["teacher, early-stopping recipe"] = ("teacher_early", "test_acc")
         rows |= {r: (r, "test_acc") for r in recipes}
-        scratch = self.accuracies(BASELINE, splits) if BASELINE in recipes else None
         lines = [
             f"{self.cfg.data.name}, {splits} splits; test accuracy %, mean [95 % CI]; paired "
             "differences in points, mean [95 % CI], Wilcoxon signed-rank p, wins/ties",
             "",
-            "| method | params | fp32 bytes | test accuracy | vs scratch | vs teacher |",
-            "|---|---|---|---|---|---|",
+            "| method | params | fp32 bytes | test accuracy | "
+            + " | ".join(f"vs {b}" for b in BASELINES)
+            + " | vs teacher |",
+            "|---" * (5 + len(BASELINES)) + "|",
         ]
-        diffs: dict[str, np.ndarray] = {}
+        diffs: dict[str, dict[str, np.ndarray]] = {b: {} for b in BASELINES}
         for name, (method, key) in rows.items():
             acc = self.accuracies(method, splits, key)
+            student = key == "test_acc"  # the ensemble row shows its own accuracy, not its size
             first = self.done[(method, 0)]
-            size = "" if key == "teacher_test_acc" else f"{int(first['params']):,}"
-            fp32 = "" if key == "teacher_test_acc" else f"{int(first['size_fp32_bytes']):,}"
-            vs_scratch = ""
-            if scratch is not None and method != BASELINE:
-                vs_scratch = _paired(acc, scratch)
-                diffs[name] = acc - scratch
-            vs_teacher = "" if name == "teacher" else _paired(acc, teacher)
-            lines.append(
-                f"| {name} | {size} | {fp32} | {_pct(mean_ci(acc))} | {vs_scratch} | {vs_teacher} |"
-            )
+            cells = [
+                f"{int(first['params']):,}" if student else "",
+                f"{int(first['size_fp32_bytes']):,}" if student else "",
+                _pct(mean_ci(acc)),
+            ]
+            for kind in BASELINES:
+                base = self.baseline(method, kind, recipes) if student else None
+                if base is None:
+                    cells.append("")
+                    continue
+                diffs[kind][name] = acc - self.accuracies(base, splits)
+                cells.append(_paired(acc, self.accuracies(base, splits)))
+            cells.append("" if method == "teacher_seed0" and student else _paired(acc, teacher))
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
         table = "\n".join(lines)
         (self.out / "table.md").write_text(table + "\n")
-        fig = _plot(diffs, f"{self.cfg.data.name}: paired test-accuracy difference vs scratch")
+        fig = _plot({k: d for k, d in diffs.items() if d}, self.cfg.data.name)
         fig.savefig(self.out / "paired_differences.png", dpi=120, bbox_inches="tight")
         if plot_copy:
             fig.savefig(plot_copy, dpi=120, bbox_inches="tight")
@@ -204,25 +232,30 @@ def _paired(a: np.ndarray, b: np.ndarray) -> str:
     )
 
 
-def _plot(diffs: dict[str, np.ndarray], title: str):
-    """Each split's paired difference (dots) with the mean and its 95 % interval (bar)."""
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.55 * max(1, len(diffs))))
-    for i, d in enumerate(diffs.values()):
-        ci = mean_ci(d)
-        ax.scatter(100 * d, np.full(len(d), i) + np.linspace(-0.15, 0.15, len(d)), s=12, alpha=0.6)
-        ax.errorbar(
-            100 * ci.mean,
-            i,
-            xerr=[[100 * (ci.mean - ci.low)], [100 * (ci.high - ci.mean)]],
-            fmt="D",
-            color="black",
-            capsize=4,
-        )
-    ax.axvline(0, color="grey", lw=1)
-    ax.set_yticks(range(len(diffs)), list(diffs))
-    ax.invert_yaxis()
-    ax.set_xlabel("test accuracy minus the scratch student's on the same split (points)")
-    ax.set_title(title)
+def _plot(diffs: dict[str, dict[str, np.ndarray]], data: str):
+    """Per baseline, each split's paired difference (dots) with the mean and its 95 % interval."""
+    rows = max(len(d) for d in diffs.values())
+    fig, axes = plt.subplots(
+        1, len(diffs), figsize=(6 * len(diffs), 0.8 + 0.5 * rows), squeeze=False, sharex=True
+    )
+    for ax, (kind, by_method) in zip(axes[0], diffs.items(), strict=True):
+        for i, d in enumerate(by_method.values()):
+            ci = mean_ci(d)
+            jitter = np.linspace(-0.15, 0.15, len(d))
+            ax.scatter(100 * d, np.full(len(d), i) + jitter, s=12, alpha=0.6)
+            ax.errorbar(
+                100 * ci.mean,
+                i,
+                xerr=[[100 * (ci.mean - ci.low)], [100 * (ci.high - ci.mean)]],
+                fmt="D",
+                color="black",
+                capsize=4,
+            )
+        ax.axvline(0, color="grey", lw=1)
+        ax.set_yticks(range(len(by_method)), list(by_method))
+        ax.invert_yaxis()
+        ax.set_xlabel(f"test accuracy minus {kind}'s (same size, same split), points")
+        ax.set_title(f"{data}: vs {kind}")
     return fig
 
 

@@ -38,24 +38,35 @@ def study(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_study_reports_paired_statistics_and_resumes_without_retraining(tmp_path):
-    recipes = ["--recipes", "scratch,kd,kd_ensemble"]
+    recipes = ["--recipes", "scratch,kd,kd_ensemble,scratch_patient"]
     first = study(tmp_path, "--splits", "2", *recipes)
     table = (tmp_path / "study" / "table.md").read_text()
     assert table in first.stdout
-    for row in ("| teacher |", "| teacher ensemble (seeds 0, 1) |", "| scratch |", "| kd |"):
-        assert row in table
-    assert "p=" in table.split("| kd |")[1]  # paired test against scratch and teacher
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in table.splitlines()[4:]}
+    assert set(rows) == {
+        "teacher (seed 0, the students' teacher)",
+        "teacher, seed 1",
+        "teacher ensemble (seeds 0, 1)",
+        "teacher, early-stopping recipe",
+        "scratch",
+        "kd",
+        "kd_ensemble",
+        "scratch_patient",
+    }
+    # paired tests against both scratch recipes of its size and against the teacher
+    assert rows["kd"].count("p=") == 3
+    assert rows["scratch"].count("p=") == 2  # against scratch_patient and the teacher
     assert (tmp_path / "study" / "paired_differences.png").stat().st_size > 0
     lines = (tmp_path / "study" / "results.jsonl").read_text().splitlines()
-    assert len(lines) == 2 * (2 + 3)  # per split: two teachers, three recipes
-    assert {json.loads(line)["method"] for line in lines} >= {"teacher_seed1", "kd_ensemble"}
+    assert len(lines) == 2 * (3 + 4)  # per split: three teachers, four recipes
+    assert {json.loads(line)["method"] for line in lines} >= {"teacher_early", "kd_ensemble"}
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     runs = mlflow.search_runs(experiment_names=["signdistill"])
     parent = runs[runs["tags.mlflow.runName"] == "kd-study"]
     assert parent["status"].tolist() == ["FINISHED"]
     children = runs[runs["tags.mlflow.parentRunId"] == parent["run_id"].item()]
-    assert sorted(children["tags.recipe"]) == sorted(["scratch", "kd", "kd_ensemble"] * 2)
+    assert sorted(children["tags.recipe"]) == sorted(["scratch", "kd", "kd_ensemble", "scratch_patient"] * 2)
 
     study(tmp_path, "--splits", "2", *recipes)  # everything done: nothing is trained again
     assert len(mlflow.search_runs(experiment_names=["signdistill"])) == len(runs)
