@@ -31,6 +31,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
+from filelock import FileLock
 
 from signdistill import tracking
 from signdistill.pipeline import run
@@ -111,17 +112,21 @@ class Study:
         self.parent = self._parent_run(out / "mlflow_run_id")
 
     def _parent_run(self, id_file: Path) -> str:
-        """The study's MLflow run, created once and resumed by id on later invocations."""
+        """The study's MLflow run, created once and resumed by id on later invocations (the lock
+        keeps shards started together from creating one each)."""
         client = mlflow.MlflowClient()
-        if id_file.exists():
-            run_id = id_file.read_text().strip()
-            client.update_run(run_id, status="RUNNING")
-            return run_id
-        created = client.create_run(
-            self.experiment, run_name="kd-study", tags={"kind": "study", "data": self.cfg.data.name}
-        )
-        id_file.write_text(created.info.run_id)
-        return created.info.run_id
+        with FileLock(f"{id_file}.lock"):
+            if id_file.exists():
+                run_id = id_file.read_text().strip()
+                client.update_run(run_id, status="RUNNING")
+                return run_id
+            created = client.create_run(
+                self.experiment,
+                run_name="kd-study",
+                tags={"kind": "study", "data": self.cfg.data.name},
+            )
+            id_file.write_text(created.info.run_id)
+            return created.info.run_id
 
     def train(self, overrides: list[str]) -> dict[str, float]:
         return run(config(*overrides, f"sweep.parent_run_id={self.parent}"))
