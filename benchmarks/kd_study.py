@@ -19,8 +19,8 @@ Usage: python benchmarks/kd_study.py [--splits 10] [--recipes scratch,kd,...] [-
        [--split-key data.split_seed] [hydra overrides for every run...]
 LIS (the default data) is read from $SIGNDISTILL_LIS_ROOT or ../shared/datasets/lis-emg-imu.
 The simulator, leaving one of its 5 subjects out per split (every training capped at 100 epochs):
-    python benchmarks/kd_study.py --splits 5 --split-key data.fold --recipes \\
-      scratch,kd,scratch_patient,kd_consistent,tiny_scratch_patient,tiny_kd_consistent \\
+    python benchmarks/kd_study.py --splits 5 --split-key data.fold \\
+      --recipes scratch,kd,scratch_patient,kd_consistent \\
       data=isl_sim data.split=subject model.max_epochs=100 teacher.max_epochs=100
 """
 
