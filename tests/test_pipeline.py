@@ -51,9 +51,10 @@ def test_student_without_a_teacher_trains_one_first(tmp_path, caplog):
     df = runs(tmp_path)
     assert sorted(df["tags.kind"]) == ["student-kd", "teacher"]
     teacher_id = df.loc[df["tags.kind"] == "teacher", "run_id"].item()
-    assert (
-        df.loc[df["run_id"] == result["mlflow_run_id"], "tags.teacher_run_id"].item() == teacher_id
-    )
+    student = df.loc[df["run_id"] == result["mlflow_run_id"]].iloc[0]
+    assert student["tags.teacher_run_id"] == teacher_id
+    # the default recipe augments, so the teacher runs on the student's batches (consistent)
+    assert student["tags.teacher_logits"] == "online"
 
 
 def test_ensemble_teacher_trains_each_member_and_logs_its_own_accuracy(tmp_path):
@@ -64,6 +65,7 @@ def test_ensemble_teacher_trains_each_member_and_logs_its_own_accuracy(tmp_path)
     assert set(members["params.seed"]) == {"0", "1"}
     student = df.loc[result["mlflow_run_id"]]
     assert student["tags.recipe"] == "kd" and student["tags.mlflow.runName"] == "kd"
+    assert student["tags.teacher_logits"] == "cached"  # the fast recipe: clean data
     assert set(student["tags.teacher_run_id"].split(",")) == set(members.index)
     assert 0 <= result["teacher_test_acc"] <= 1
     ensemble_bytes = members["metrics.size_file_bytes"].sum()

@@ -237,6 +237,8 @@ def train(
     }
     if teacher is not None:
         tags["teacher_run_id"] = teacher.run_id
+    if distill is not None:  # cached once on clean data, or the teacher run on every batch
+        tags["teacher_logits"] = "online" if online else "cached"
     tags |= extra_tags or {}
     kind = tags["kind"]
     if cfg.sweep.trial_number is not None and role != "teacher":
