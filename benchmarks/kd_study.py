@@ -244,7 +244,12 @@ def _plot(diffs: dict[str, dict[str, np.ndarray]], data: str):
     """Per baseline, each split's paired difference (dots) with the mean and its 95 % interval."""
     rows = max(len(d) for d in diffs.values())
     fig, axes = plt.subplots(
-        1, len(diffs), figsize=(6 * len(diffs), 0.8 + 0.5 * rows), squeeze=False, sharex=True
+        1,
+        len(diffs),
+        figsize=(6 * len(diffs), 0.8 + 0.5 * rows),
+        squeeze=False,
+        sharex=True,
+        layout="constrained",  # room for each panel's method names
     )
     for ax, (kind, by_method) in zip(axes[0], diffs.items(), strict=True):
         for i, d in enumerate(by_method.values()):

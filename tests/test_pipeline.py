@@ -44,10 +44,12 @@ def test_teacher_then_students_log_accuracy_and_size(tmp_path):
     assert teacher["test_acc"] > 0.5  # the blobs are learnable: the loop really trains
 
 
-def test_student_without_a_teacher_trains_one_first(tmp_path, caplog):
+def test_student_without_a_teacher_trains_one_first(tmp_path, caplog, recwarn):
     with caplog.at_level("WARNING"):
         result = run(make_cfg(tmp_path))
     assert "No teacher fits" in caplog.text
+    # the frozen teacher's eval mode is intended: Lightning's warning about it is not shown
+    assert not [w for w in recwarn if "in eval mode" in str(w.message)]
     df = runs(tmp_path)
     assert sorted(df["tags.kind"]) == ["student-kd", "teacher"]
     teacher_id = df.loc[df["tags.kind"] == "teacher", "run_id"].item()

@@ -4,6 +4,7 @@ stored teacher fits the data), and log accuracy against size to MLflow."""
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -327,7 +328,10 @@ def _fit(
         logger=MLFlowLogger(tracking_uri=cfg.logger.tracking_uri, run_id=run_id),
         default_root_dir=tmp,
     )
-    trainer.fit(module, datamodule=dm)
+    with warnings.catch_warnings():
+        # a frozen teacher is in eval mode on purpose (SignClassifier keeps it there)
+        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+        trainer.fit(module, datamodule=dm)
     if trainer.interrupted:
         raise KeyboardInterrupt("training interrupted")
     best = checkpoint.last_model_path if restore == "last" else checkpoint.best_model_path
