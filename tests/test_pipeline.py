@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from signdistill.checkpoints import save_model
-from signdistill.config import ConfigError
+from signdistill.config import ConfigError, validate
 from signdistill.data.recordings import DataError
 from signdistill.models import Architecture, ConvPoolLSTM
 from signdistill.pipeline import run, teacher_logits
 
-from pipeline_helpers import make_cfg, runs
+from pipeline_helpers import CONF, make_cfg, runs
 
 SUMMARY = ("val_acc", "test_acc", "test_macro_f1", "params", "size_fp32_bytes", "size_file_bytes")
 
@@ -132,6 +132,15 @@ def test_invalid_config_fails_before_training_naming_the_key(tmp_path, override,
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         run(make_cfg(tmp_path, *override.split()))
     assert not (tmp_path / "mlruns" / "mlflow.db").exists()  # nothing was trained or logged
+
+
+@pytest.mark.parametrize(
+    "recipe", sorted(p.stem for p in (CONF / "recipe").glob("*.yaml") if p.stem != "early")
+)
+def test_every_named_recipe_is_a_valid_config_tagged_with_its_name(tmp_path, recipe):
+    cfg = make_cfg(tmp_path, f"+recipe={recipe}")
+    validate(cfg)
+    assert cfg.recipe == recipe  # runs are named and tagged by it: a copied file must not lie
 
 
 def test_teacher_checkpoint_for_other_channels_is_refused(tmp_path):
