@@ -4,7 +4,7 @@ against the teacher, paired over the same splits.
 For each split: the stored teachers (seeds 0 and 1, and the early-stopping recipe; trained once,
 reused by every recipe) and one pipeline run per recipe (``conf/recipe/<name>.yaml``). Reported
 per method: mean test accuracy with a 95 % t interval; paired differences against the scratch
-student of the same size on the default recipe and on the patient, augmented recipe, and against
+student of the same size on the fast recipe and on the default (patient, augmented) one, and against
 the teacher (mean, 95 % interval, two-sided Wilcoxon signed-rank p, wins/ties); parameters and
 fp32 bytes. The table (markdown) and a plot of the paired differences go to ``--out`` and to an
 MLflow run ``kd-study`` that every recipe run of the study is nested under.
@@ -60,8 +60,8 @@ TEACHERS = {
     "teacher_seed1": ["seed=1"],
     "teacher_early": ["model@teacher=teacher_early"],
 }
-# Each distilled student is compared with the scratch student of its size trained on the default
-# recipe and on the patient, augmented recipe (``tiny_`` recipes for the tiny student).
+# Each distilled student is compared with the scratch student of its size trained on the fast
+# recipe and on the default (patient, augmented) one (``tiny_`` recipes for the tiny student).
 BASELINES = ("scratch", "scratch_patient")
 
 
@@ -201,8 +201,9 @@ class Study:
                 if base is None:
                     cells.append("")
                     continue
-                diffs[kind][name] = acc - self.accuracies(base, splits)
-                cells.append(_paired(acc, self.accuracies(base, splits)))
+                scratch = self.accuracies(base, splits)
+                diffs[kind][name] = acc - scratch
+                cells.append(_paired(acc, scratch))
             cells.append("" if method == "teacher_seed0" and student else _paired(acc, teacher))
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         table = "\n".join(lines)
