@@ -16,7 +16,7 @@ The same runs as a plain Hydra sweep (one MLflow run each, no table):
     python src/train.py -m data=lis 'data.split_seed=range(10)' +recipe=scratch,kd,kd_consistent
 
 Usage: python benchmarks/kd_study.py [--splits 10] [--recipes scratch,kd,...] [--out DIR]
-       [--split-key data.split_seed] [hydra overrides for every run...]
+       [--split-key data.split_seed] [--compare A:B ...] [hydra overrides for every run...]
 LIS (the default data) is read from $SIGNDISTILL_LIS_ROOT or ../shared/datasets/lis-emg-imu.
 The simulator, leaving one of its 5 subjects out per split (every training capped at 100 epochs):
     python benchmarks/kd_study.py --splits 5 --split-key data.fold \\
@@ -75,6 +75,13 @@ def main() -> None:
     parser.add_argument(
         "--shard", default="0/1", help="i/n: run only splits with split %% n == i (one per core)"
     )
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="A:B",
+        help="also print the paired difference of methods A and B (repeatable)",
+    )
     args, overrides = parser.parse_known_args()
     shard, shards = (int(v) for v in args.shard.split("/"))
     recipes = args.recipes.split(",")
@@ -94,6 +101,10 @@ def main() -> None:
         print("other shards are still running: run again without --shard for the table")
         return
     print(study.report(args.splits, recipes, args.plot))
+    for pair in args.compare:
+        a, b = pair.split(":")
+        acc = (study.accuracies(m, args.splits) for m in (a, b))
+        print(f"{a} - {b}: {_paired(*acc)}")
 
 
 class Study:

@@ -68,5 +68,8 @@ def test_study_reports_paired_statistics_and_resumes_without_retraining(tmp_path
     children = runs[runs["tags.mlflow.parentRunId"] == parent["run_id"].item()]
     assert sorted(children["tags.recipe"]) == sorted(recipes[1].split(",") * 2)
 
-    study(tmp_path, "--splits", "2", *recipes)  # everything done: nothing is trained again
+    # everything done: nothing is trained again; any two methods can be compared, paired
+    again = study(tmp_path, "--splits", "2", *recipes, "--compare", "kd:scratch")
+    vs_scratch = rows["kd"].split(" | ")[4]
+    assert f"kd - scratch: {vs_scratch}" in again.stdout
     assert len(mlflow.search_runs(experiment_names=["signdistill"])) == len(runs)
