@@ -9,7 +9,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import optuna
-from mlflow.entities import RunStatus
+from mlflow.entities import RunStatus, RunTag
 from optuna.trial import FrozenTrial, TrialState
 
 from signdistill.pareto import pareto_mask, plot_front, redact_url
@@ -75,7 +75,9 @@ def update_front(study: optuna.Study, parent_id: str, objectives: list[str]) -> 
     client = mlflow.MlflowClient()
     for trial, on_front in zip(done, front, strict=True):
         for run_id in trial.user_attrs.get(RUN_ATTR, []):
-            client.set_tag(run_id, "pareto", str(on_front).lower())
+            # Workers re-tag each other's runs: log_batch retries the insert that two workers
+            # race on (set_tag raises a unique-key violation on PostgreSQL instead).
+            client.log_batch(run_id, tags=[RunTag("pareto", str(on_front).lower())])
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "trials.csv"
         study.trials_dataframe().to_csv(csv, index=False)
