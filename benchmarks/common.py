@@ -1,21 +1,28 @@
-"""Shared set-up for benchmark scripts: the project config and its DataModule, timing helpers."""
+"""Shared set-up for benchmark and study scripts: the project config, its DataModule, the stored
+teacher, timing helpers, and :class:`Study`, a named set of runs launched as Hydra multiruns."""
 
 from __future__ import annotations
 
 import os
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import mlflow
 import numpy as np
+import pandas as pd
+from filelock import FileLock
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from signdistill import tracking
+from signdistill import teachers, tracking
 from signdistill.data.datamodule import SignDataModule
-from signdistill.pipeline import Trained, obtain_teacher
+from signdistill.jobs import Trained
+from signdistill.pipeline import context, train_job
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,14 +58,77 @@ def lis_root() -> str:
 
 def stored_teacher(cfg: DictConfig) -> Trained:
     """The teacher the students of this split distill from (trained once, then reused)."""
-    dm = instantiate(cfg.data)
-    dm.prepare()
-    experiment = tracking.configure(
-        cfg.logger.tracking_uri, cfg.logger.experiment_name, cfg.logger.artifact_root
-    )
-    return obtain_teacher(cfg, dm, experiment, model_node="teacher", retrain=False)
+    return teachers.for_student(context(cfg), train_job)
 
 
 def mean_std(values: list[float]) -> str:
     """'mean +/- std' of fractions, in percent (sample std over splits)."""
     return f"{100 * np.mean(values):.1f} +/- {100 * np.std(values, ddof=1):.1f}"
+
+
+class Study:
+    """A named set of runs: each a pipeline run launched by Hydra multirun, tagged ``study=<name>``
+    and nested under the study's MLflow parent run, and read back from MLflow for analysis.
+
+    MLflow is the record: launching again starts only what has no FINISHED run yet, so an
+    interrupted study loses at most the runs in progress, and shards (one process per core) can
+    share one study.
+    """
+
+    def __init__(self, name: str, overrides: Sequence[str]) -> None:
+        self.name = name
+        self.overrides = list(overrides)
+        cfg = config(*overrides)
+        self.settings: tracking.TrackingSettings = instantiate(cfg.logger)
+        self.experiment = tracking.configure(
+            self.settings.tracking_uri, self.settings.experiment_name, self.settings.artifact_root
+        )
+        self.client = mlflow.MlflowClient(self.settings.tracking_uri)
+        self.parent = self._parent_run(Path(cfg.paths.cache))
+
+    def _parent_run(self, lock_dir: Path) -> str:
+        """The study's MLflow run, found by its tags or created once (the lock keeps shards
+        started together from creating one each)."""
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(lock_dir / f"study-{self.name}.lock")):
+            found = self.client.search_runs(
+                [self.experiment],
+                f"tags.role = 'study' and tags.study = '{self.name}'",
+                max_results=1,
+            )
+            if found:
+                self.client.update_run(found[0].info.run_id, status="RUNNING")
+                return found[0].info.run_id
+            run = self.client.create_run(
+                self.experiment, run_name=self.name, tags={"role": "study", "study": self.name}
+            )
+            return run.info.run_id
+
+    def runs(self) -> pd.DataFrame:
+        """Every FINISHED run of the study: ``params.*``, ``metrics.*`` and ``tags.*`` columns."""
+        mlflow.set_tracking_uri(self.settings.tracking_uri)
+        runs = mlflow.search_runs(
+            [self.experiment],
+            f"tags.study = '{self.name}' and attributes.status = 'FINISHED'",
+        )
+        return runs[runs["tags.role"] != "study"] if len(runs) else runs
+
+    def launch(self, sweep: Sequence[str], out: Path, skip: tuple[str, ...] = ()) -> None:
+        """One Hydra multirun of ``src/train.py`` over ``sweep`` (e.g. ``+recipe=a,b``), every
+        job with the study's overrides (but those starting with ``skip``), nested under its parent
+        run and tagged with its name."""
+        command = [
+            sys.executable,
+            str(ROOT / "src" / "train.py"),
+            "-m",
+            *(o for o in self.overrides if not o.startswith(skip)),
+            *sweep,
+            f"logger.parent_run_id={self.parent}",
+            f"++logger.tags={{study:{self.name}}}",
+            "trainer.enable_progress_bar=false",
+            f"hydra.sweep.dir={out}/multirun/{time.strftime('%Y%m%d-%H%M%S')}",
+        ]
+        subprocess.run(command, cwd=ROOT, check=True)
+
+    def finish(self) -> None:
+        self.client.set_terminated(self.parent, "FINISHED")

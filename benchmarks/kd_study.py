@@ -1,74 +1,74 @@
 """Does distillation earn its place? Every KD recipe against the same student from scratch and
 against the teacher, paired over the same splits.
 
-For each split: the stored teachers (seeds 0 and 1, and the early-stopping recipe; trained once,
-reused by every recipe) and one pipeline run per recipe (``conf/recipe/<name>.yaml``). Reported
-per method: mean test accuracy with a 95 % t interval; paired differences against the scratch
-student of the same size on the fast recipe and on the default (patient, augmented) one, and against
-the teacher (mean, 95 % interval, two-sided Wilcoxon signed-rank p, wins/ties); parameters and
-fp32 bytes. The table (markdown) and a plot of the paired differences go to ``--out`` and to an
-MLflow run ``kd-study`` that every recipe run of the study is nested under.
+Two steps. **Runs**: for each split, one Hydra multirun of ``src/train.py`` over the recipes
+(``conf/recipe/<name>.yaml``) that have no finished run yet, teachers first; every run is tagged
+``study=<name>`` and nested under the study's MLflow run. **Analysis**: the finished runs are read
+back from MLflow; per method: mean test accuracy with a 95 % t interval; paired differences
+against the scratch student of the same size on the fast recipe and on the default (patient,
+augmented) one, and against the teacher (mean, 95 % interval, two-sided Wilcoxon signed-rank p,
+wins/ties); parameters and fp32 bytes. The table (markdown) and a plot of the paired differences
+go to ``--out`` and to the study's MLflow run.
 
-Results are appended to ``<out>/results.jsonl`` as each run finishes: re-running the same command
-skips what is done, so an interrupted study loses at most the run in progress.
-
-The same runs as a plain Hydra sweep (one MLflow run each, no table):
-    python src/train.py -m data=lis 'data.split_seed=range(10)' +recipe=scratch,kd,kd_consistent
+Re-running the same command launches only what is missing; ``--shard i/n`` takes every n-th split
+(one process per core). The runs alone are also one plain Hydra command per split, e.g.
+    python src/train.py -m data=lis data.split_seed=3 +recipe=teacher,scratch,kd
 
 Usage: python benchmarks/kd_study.py [--splits 10] [--recipes scratch,kd,...] [--out DIR]
-       [--split-key data.split_seed] [--compare A:B ...] [hydra overrides for every run...]
+       [--split-key data.split_seed] [--shard i/n] [--compare A:B ...] [hydra overrides...]
 LIS (the default data) is read from $SIGNDISTILL_LIS_ROOT or ../shared/datasets/lis-emg-imu.
 The simulator, leaving one of its 5 subjects out per split (every training capped at 100 epochs):
     python benchmarks/kd_study.py --splits 5 --split-key data.fold \\
       --recipes scratch,kd,scratch_patient,kd_consistent \\
-      data=isl_sim data.split=subject model.max_epochs=100 teacher.max_epochs=100
+      data=isl_sim data.split=subject train.max_epochs=100 teacher.train.max_epochs=100
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import mlflow
 import numpy as np
-from filelock import FileLock
+import pandas as pd
 
-from signdistill import tracking
-from signdistill.pipeline import run
 from signdistill.stats import Interval, mean_ci, paired
 
-from common import ROOT, config, lis_root, stored_teacher
+from common import ROOT, Study, lis_root
 
-RECIPES = (
-    "scratch",
-    "kd",
-    "dkd",
-    "kd_ensemble",
-    "kd_patient",
-    "scratch_patient",
-    "kd_consistent",
-    "tiny_scratch_patient",
-    "tiny_kd_consistent",
-)
-# The teachers of each split, trained once and reused by every recipe: the one students distill
-# from (seed 0), the ensemble's second member (only with an ensemble recipe), and the first,
-# early-stopping teacher recipe.
-TEACHERS = {
-    "teacher_seed0": ["seed=0"],
-    "teacher_seed1": ["seed=1"],
-    "teacher_early": ["model@teacher=teacher_early"],
+
+@dataclass(frozen=True)
+class Method:
+    """A recipe of the study: its scratch baselines of the same size on the fast and on the default
+    (patient, augmented) recipe, and the extra teachers it learns from."""
+
+    scratch: str | None = None
+    scratch_patient: str | None = None
+    teachers: tuple[str, ...] = ()
+
+
+METHODS = {
+    "scratch": Method(scratch_patient="scratch_patient"),
+    "kd": Method("scratch", "scratch_patient"),
+    "dkd": Method("scratch", "scratch_patient"),
+    "kd_ensemble": Method("scratch", "scratch_patient", teachers=("teacher_seed1",)),
+    "kd_patient": Method("scratch", "scratch_patient"),
+    "scratch_patient": Method(scratch="scratch"),
+    "kd_consistent": Method("scratch", "scratch_patient"),
+    "tiny_scratch_patient": Method(),
+    "tiny_kd_consistent": Method(scratch_patient="tiny_scratch_patient"),
 }
-# Each distilled student is compared with the scratch student of its size trained on the fast
-# recipe and on the default (patient, augmented) one (``tiny_`` recipes for the tiny student).
 BASELINES = ("scratch", "scratch_patient")
+# The teachers of each split, trained before the students that look them up: the one students
+# distill from (seed 0) and the teacher's first, early-stopping recipe.
+TEACHERS = ("teacher", "teacher_early")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--splits", type=int, default=10)
-    parser.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated names")
+    parser.add_argument("--recipes", default=",".join(METHODS), help="comma-separated names")
     parser.add_argument("--split-key", default="data.split_seed")
     parser.add_argument("--out", type=Path, help="default: mlruns/studies/kd_<data name>")
     parser.add_argument("--plot", type=Path, help="also write the plot here (e.g. docs/img/)")
@@ -83,113 +83,75 @@ def main() -> None:
         help="also print the paired difference of methods A and B (repeatable)",
     )
     args, overrides = parser.parse_known_args()
-    shard, shards = (int(v) for v in args.shard.split("/"))
-    recipes = args.recipes.split(",")
     if not any(o.startswith("data=") for o in overrides):
         overrides = ["data=lis", f"data.source.root={lis_root()}", *overrides]
-    study = Study(args.out, overrides)
-    ensemble = any("ensemble" in r for r in recipes)
-    teachers = {k: v for k, v in TEACHERS.items() if ensemble or k != "teacher_seed1"}
+    recipes = args.recipes.split(",")
+    unknown = sorted(set(recipes) - set(METHODS))
+    if unknown:
+        parser.error(f"unknown recipes {unknown}; known: {', '.join(METHODS)}")
+    data = next(o.removeprefix("data=") for o in overrides if o.startswith("data="))
+    study = Study(f"kd_{data}", overrides)
+    out = args.out or ROOT / "mlruns/studies" / study.name
+    teachers = [*TEACHERS, *sorted({t for r in recipes for t in METHODS[r].teachers})]
+    methods = [*teachers, *recipes]
+    shard, shards = (int(v) for v in args.shard.split("/"))
     for split in range(shard, args.splits, shards):
-        on = [*overrides, f"{args.split_key}={split}", "trainer.enable_progress_bar=false"]
-        for name, extra in teachers.items():
-            study.result(name, split, lambda o=[*on, *extra]: stored_teacher(config(*o)).metrics)
-        for recipe in recipes:
-            study.result(recipe, split, lambda r=recipe, o=on: study.train([*o, f"+recipe={r}"]))
-        print(study.progress(split), flush=True)
-    if study.missing(args.splits, recipes):
+        finished = done(study.runs(), args.split_key, split)
+        # teachers first, for the students to find them stored; a teacher recipe trains the
+        # configured teacher (teacher.*), so the students' model.* and train.* do not apply
+        for group, skip in ((teachers, ("model.", "train.")), (recipes, ())):
+            missing = [m for m in group if m not in finished]
+            if missing:
+                sweep = [f"{args.split_key}={split}", f"+recipe={','.join(missing)}"]
+                study.launch(sweep, out / f"split{split}", skip)
+    results = Results(study.runs(), args.split_key, args.splits)
+    if results.missing(methods):
         print("other shards are still running: run again without --shard for the table")
         return
-    print(study.report(args.splits, recipes, args.plot))
+    print(results.report(recipes, out, args.plot, study))
     for pair in args.compare:
         a, b = pair.split(":")
-        acc = (study.accuracies(m, args.splits) for m in (a, b))
-        print(f"{a} - {b}: {_paired(*acc)}")
+        print(f"{a} - {b}: {_paired(results.accuracies(a), results.accuracies(b))}")
 
 
-class Study:
-    """The study's results on disk (one JSON line per finished run) and its MLflow parent run."""
+def done(runs: pd.DataFrame, split_key: str, split: int) -> set[str]:
+    """The recipes with a finished run on ``split``."""
+    if runs.empty:
+        return set()
+    on_split = runs[runs[f"params.{split_key}"] == str(split)]
+    return set(on_split["tags.recipe"])
 
-    def __init__(self, out: Path | None, overrides: list[str]) -> None:
-        self.cfg = config(*overrides)
-        self.out = out = out or ROOT / "mlruns/studies" / f"kd_{self.cfg.data.name}"
-        out.mkdir(parents=True, exist_ok=True)
-        self.results_file = out / "results.jsonl"
-        self.done: dict[tuple[str, int], dict] = {}
-        if self.results_file.exists():
-            for line in self.results_file.read_text().splitlines():
-                row = json.loads(line)
-                self.done[(row["method"], row["split"])] = row["metrics"]
-        self.experiment = tracking.configure(
-            self.cfg.logger.tracking_uri,
-            self.cfg.logger.experiment_name,
-            self.cfg.logger.artifact_root,
-        )
-        self.parent = self._parent_run(out / "mlflow_run_id")
 
-    def _parent_run(self, id_file: Path) -> str:
-        """The study's MLflow run, created once and resumed by id on later invocations (the lock
-        keeps shards started together from creating one each)."""
-        client = mlflow.MlflowClient()
-        with FileLock(f"{id_file}.lock"):
-            if id_file.exists():
-                run_id = id_file.read_text().strip()
-                client.update_run(run_id, status="RUNNING")
-                return run_id
-            created = client.create_run(
-                self.experiment,
-                run_name="kd-study",
-                tags={"kind": "study", "data": self.cfg.data.name},
-            )
-            id_file.write_text(created.info.run_id)
-            return created.info.run_id
+class Results:
+    """The study's finished runs, by (recipe, split): its metrics."""
 
-    def train(self, overrides: list[str]) -> dict[str, float]:
-        return run(config(*overrides, f"sweep.parent_run_id={self.parent}"))
+    def __init__(self, runs: pd.DataFrame, split_key: str, splits: int) -> None:
+        self.splits = splits
+        self.metrics: dict[tuple[str, int], dict[str, float]] = {}
+        for _, row in runs.iterrows():
+            split = int(row[f"params.{split_key}"])
+            metrics = {k.removeprefix("metrics."): v for k, v in row.items() if "metrics." in k}
+            self.metrics.setdefault((row["tags.recipe"], split), metrics)  # newest first
+        self.data = runs["tags.data"].iloc[0] if len(runs) else "?"
 
-    def result(self, method: str, split: int, compute) -> dict[str, float]:
-        """The stored result of ``method`` on ``split``, computed and appended if missing."""
-        if (method, split) not in self.done:
-            metrics = {k: v for k, v in compute().items() if isinstance(v, int | float)}
-            self.done[(method, split)] = metrics
-            with self.results_file.open("a") as f:
-                f.write(json.dumps({"method": method, "split": split, "metrics": metrics}) + "\n")
-        return self.done[(method, split)]
+    def missing(self, methods: list[str]) -> bool:
+        return any((m, s) not in self.metrics for m in methods for s in range(self.splits))
 
-    def missing(self, splits: int, recipes: list[str]) -> bool:
-        return any((r, s) not in self.done for r in recipes for s in range(splits))
+    def accuracies(self, method: str, key: str = "test_acc") -> np.ndarray:
+        return np.array([self.metrics[(method, s)][key] for s in range(self.splits)])
 
-    def progress(self, split: int) -> str:
-        accs = {m: r["test_acc"] for (m, s), r in self.done.items() if s == split}
-        return f"split {split}: " + ", ".join(f"{m} {a:.3f}" for m, a in accs.items())
-
-    def accuracies(self, method: str, splits: int, key: str = "test_acc") -> np.ndarray:
-        return np.array([self.done[(method, s)][key] for s in range(splits)])
-
-    def baseline(self, method: str, kind: str, recipes: list[str]) -> str | None:
-        """The scratch recipe ``kind`` (or its ``tiny_`` variant) of the same size as ``method``."""
-        size = self.done[(method, 0)]["params"]
-        for r in recipes:
-            if (
-                r != method
-                and r.removeprefix("tiny_") == kind
-                and self.done[(r, 0)]["params"] == size
-            ):
-                return r
-        return None
-
-    def report(self, splits: int, recipes: list[str], plot_copy: Path | None) -> str:
+    def report(self, recipes: list[str], out: Path, plot_copy: Path | None, study: Study) -> str:
         """The markdown table and the paired-difference plot, written to disk and MLflow."""
-        teacher = self.accuracies("teacher_seed0", splits)
-        rows = {"teacher (seed 0, the students' teacher)": ("teacher_seed0", "test_acc")}
-        ensembles = [r for r in recipes if "ensemble" in r]
+        teacher = self.accuracies("teacher")
+        rows = {"teacher (seed 0, the students' teacher)": ("teacher", "test_acc")}
+        ensembles = [r for r in recipes if METHODS[r].teachers]
         if ensembles:  # the ensemble's own accuracy, as logged by a run that distilled from it
             rows["teacher, seed 1"] = ("teacher_seed1", "test_acc")
             rows["teacher ensemble (seeds 0, 1)"] = (ensembles[0], "teacher_test_acc")
         rows["teacher, early-stopping recipe"] = ("teacher_early", "test_acc")
         rows |= {r: (r, "test_acc") for r in recipes}
         lines = [
-            f"{self.cfg.data.name}, {splits} splits; test accuracy %, mean [95 % CI]; paired "
+            f"{self.data}, {self.splits} splits; test accuracy %, mean [95 % CI]; paired "
             "differences in points, mean [95 % CI], Wilcoxon signed-rank p, wins/ties",
             "",
             "| method | params | fp32 bytes | test accuracy | "
@@ -199,44 +161,45 @@ class Study:
         ]
         diffs: dict[str, dict[str, np.ndarray]] = {b: {} for b in BASELINES}
         for name, (method, key) in rows.items():
-            acc = self.accuracies(method, splits, key)
-            student = key == "test_acc"  # the ensemble row shows its own accuracy, not its size
-            first = self.done[(method, 0)]
+            acc = self.accuracies(method, key)
+            own = key == "test_acc"  # the ensemble row shows its own accuracy, not its size
+            first = self.metrics[(method, 0)]
             cells = [
-                f"{int(first['params']):,}" if student else "",
-                f"{int(first['size_fp32_bytes']):,}" if student else "",
+                f"{int(first['params']):,}" if own else "",
+                f"{int(first['size_fp32_bytes']):,}" if own else "",
                 _pct(mean_ci(acc)),
             ]
             for kind in BASELINES:
-                base = self.baseline(method, kind, recipes) if student else None
-                if base is None:
+                base = getattr(METHODS[method], kind) if own and method in METHODS else None
+                if base is None or base not in recipes:
                     cells.append("")
                     continue
-                scratch = self.accuracies(base, splits)
-                diffs[kind][name] = acc - scratch
-                cells.append(_paired(acc, scratch))
-            cells.append("" if method == "teacher_seed0" and student else _paired(acc, teacher))
+                diffs[kind][name] = acc - self.accuracies(base)
+                cells.append(_paired(acc, self.accuracies(base)))
+            cells.append("" if method == "teacher" and own else _paired(acc, teacher))
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         table = "\n".join(lines)
-        (self.out / "table.md").write_text(table + "\n")
-        fig = _plot({k: d for k, d in diffs.items() if d}, self.cfg.data.name)
-        fig.savefig(self.out / "paired_differences.png", dpi=120, bbox_inches="tight")
-        if plot_copy:
-            fig.savefig(plot_copy, dpi=120, bbox_inches="tight")
-        self._log(table, fig, rows, splits)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "table.md").write_text(table + "\n")
+        self._log(study, table, rows)
+        diffs = {k: d for k, d in diffs.items() if d}
+        if diffs:  # none when no recipe has a baseline among those run
+            fig = _plot(diffs, self.data)
+            for path in (out / "paired_differences.png", plot_copy):
+                if path:
+                    fig.savefig(path, dpi=120, bbox_inches="tight")
+            study.client.log_figure(study.parent, fig, "paired_differences.png")
+            plt.close(fig)
+        study.finish()
         return table
 
-    def _log(self, table: str, fig, rows: dict, splits: int) -> None:
-        client = mlflow.MlflowClient()
-        client.log_text(self.parent, table, "kd_study.md")
-        client.log_figure(self.parent, fig, "paired_differences.png")
-        plt.close(fig)
-        client.set_tag(self.parent, "splits", str(splits))
-        client.set_tag(self.parent, "methods", ",".join(rows))
+    def _log(self, study: Study, table: str, rows: dict) -> None:
+        study.client.log_text(study.parent, table, "kd_study.md")
+        study.client.set_tag(study.parent, "splits", str(self.splits))
+        study.client.set_tag(study.parent, "methods", ",".join(rows))
         for method, key in rows.values():
-            ci = mean_ci(self.accuracies(method, splits, key))
-            client.log_metric(self.parent, f"{method}.{key}.mean", ci.mean)
-        client.set_terminated(self.parent, "FINISHED")
+            ci = mean_ci(self.accuracies(method, key))
+            study.client.log_metric(study.parent, f"{method}.{key}.mean", ci.mean)
 
 
 def _pct(ci: Interval) -> str:

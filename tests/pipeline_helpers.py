@@ -12,8 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 TINY = [
-    "model.max_epochs=3",
-    "teacher.max_epochs=3",
+    "train.max_epochs=3",
+    "teacher.train.max_epochs=3",
     "trainer.enable_progress_bar=false",
     "logger.log_model=false",
     "data.batch_size=8",
@@ -26,9 +26,11 @@ def make_cfg(root: Path, *overrides: str, source: dict | None = None) -> DictCon
     """The project config rooted at ``root``, with a fake data source unless one is given."""
     with initialize_config_dir(str(CONF), version_base="1.3"):
         if "model=teacher" in overrides:
-            small = [f"{node}.{size}" for node in ("teacher", "model") for size in SMALL_TEACHER]
+            small = [
+                f"{node}.{size}" for node in ("teacher.model", "model") for size in SMALL_TEACHER
+            ]
         else:
-            small = [f"teacher.{size}" for size in SMALL_TEACHER] + ["model.hidden=8"]
+            small = [f"teacher.model.{size}" for size in SMALL_TEACHER] + ["model.hidden=8"]
         cfg = compose("config", overrides=[f"paths.root={root}", *TINY, *small, *overrides])
     OmegaConf.update(cfg, "data.source", source or {"_target_": "fakes.BlobSource"}, merge=False)
     return cfg

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from signdistill.distill import Distillation, dkd_term, soft_term
+from signdistill.distill import DKDLoss, KDLoss, dkd_term, soft_term
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def logits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def test_alpha_zero_is_cross_entropy(logits):
     s, t, y = logits
-    assert torch.allclose(Distillation(4.0, alpha=0.0)(s, t, y), F.cross_entropy(s, y))
+    assert torch.allclose(KDLoss(4.0, alpha=0.0)(s, t, y), F.cross_entropy(s, y))
 
 
 def test_alpha_one_is_scaled_kl(logits):
@@ -27,12 +27,12 @@ def test_alpha_one_is_scaled_kl(logits):
     p_t = F.softmax(t / temperature, dim=-1)
     kl = (p_t * (p_t.log() - F.log_softmax(s / temperature, dim=-1))).sum(-1).mean()
     expected = temperature**2 * kl
-    assert torch.allclose(Distillation(temperature, alpha=1.0)(s, t, y), expected, atol=1e-6)
+    assert torch.allclose(KDLoss(temperature, alpha=1.0)(s, t, y), expected, atol=1e-6)
 
 
 def test_mixture_weights_the_soft_term_by_alpha(logits):
     s, t, y = logits
-    mixed = Distillation(2.0, alpha=0.3)(s, t, y)
+    mixed = KDLoss(2.0, alpha=0.3)(s, t, y)
     assert torch.allclose(mixed, 0.3 * soft_term(s, t, 2.0) + 0.7 * F.cross_entropy(s, y))
 
 
@@ -54,14 +54,14 @@ def test_t_squared_keeps_gradient_scale_independent_of_temperature(logits):
     assert ratio == pytest.approx(1.0, rel=0.05)  # without T^2 it would be 1/4
 
 
-@pytest.mark.parametrize("loss", ["kd", "dkd"])
+@pytest.mark.parametrize("loss", [KDLoss, DKDLoss])
 def test_mixup_targets_give_the_weighted_cross_entropy(logits, loss):
     s, t, y = logits
     other = y.roll(1)
     lam = 0.7
     probs = lam * F.one_hot(y, 10).float() + (1 - lam) * F.one_hot(other, 10).float()
     hard = lam * F.cross_entropy(s, y) + (1 - lam) * F.cross_entropy(s, other)
-    assert torch.allclose(Distillation(4.0, alpha=0.0, loss=loss)(s, t, probs), hard, atol=1e-6)
+    assert torch.allclose(loss(4.0, alpha=0.0)(s, t, probs), hard, atol=1e-6)
 
 
 def test_vanilla_kd_is_dkd_with_beta_one_minus_teacher_target_probability(logits):
@@ -79,5 +79,5 @@ def test_dkd_is_zero_for_identical_logits_and_uses_the_dominant_mixed_class(logi
     s, t, y = logits
     assert dkd_term(s, s.clone(), y, 4.0, 8.0).abs().item() < 1e-6
     probs = 0.6 * F.one_hot(y, 10).float() + 0.4 * F.one_hot(y.roll(1), 10).float()
-    dkd = Distillation(4.0, alpha=1.0, loss="dkd", beta=8.0)
+    dkd = DKDLoss(4.0, alpha=1.0, beta=8.0)
     assert torch.allclose(dkd(s, t, probs), dkd(s, t, y))

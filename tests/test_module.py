@@ -9,7 +9,7 @@ from lightning.pytorch.callbacks import Callback
 
 from signdistill.augment import Augment
 from signdistill.data.datamodule import SignDataModule
-from signdistill.distill import Distillation
+from signdistill.distill import Distiller, KDLoss
 from signdistill.models import Architecture, ConvPoolLSTM
 from signdistill.module import SignClassifier
 
@@ -38,8 +38,7 @@ def test_teacher_is_frozen_and_in_eval_mode_for_the_whole_student_run(tmp_path):
         lambda params: torch.optim.Adam(params, lr=1e-2),
         max_epochs=2,
         augment=Augment(time_shift=0.05, gain=0.1),  # augmentation -> online teacher passes
-        distill=Distillation(temperature=4.0, alpha=0.9),
-        teacher=teacher,
+        distiller=Distiller(teacher, KDLoss(temperature=4.0, alpha=0.9), online=True),
     )
     watch = TeacherWatch()
     trainer = L.Trainer(
@@ -77,8 +76,7 @@ def test_online_teacher_sees_exactly_the_students_augmented_batch(tmp_path):
         lambda params: torch.optim.Adam(params, lr=1e-2),
         max_epochs=1,
         augment=Augment(time_shift=0.1, time_scale=0.1, gain=0.2, mixup=0.4),
-        distill=Distillation(temperature=4.0, alpha=0.5),
-        teacher=teacher,
+        distiller=Distiller(teacher, KDLoss(temperature=4.0, alpha=0.5), online=True),
     )
     trainer = L.Trainer(
         max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False

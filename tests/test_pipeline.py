@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
-from signdistill.checkpoints import save_model
+from signdistill.checkpoints import load_model, save_model
 from signdistill.config import ConfigError, validate
 from signdistill.data.recordings import DataError
+from signdistill.distill import teacher_logits
 from signdistill.models import Architecture, ConvPoolLSTM
-from signdistill.pipeline import run, teacher_logits
+from signdistill.pipeline import run
+from signdistill.pruning import prune
 
 from pipeline_helpers import CONF, make_cfg, runs
 
-BUILDING_BLOCKS = {"clean", "early"}  # recipe pieces the named recipes are made of
 SUMMARY = ("val_acc", "test_acc", "test_macro_f1", "params", "size_fp32_bytes", "size_file_bytes")
 
 
 def test_teacher_then_students_log_accuracy_and_size(tmp_path):
-    teacher = run(make_cfg(tmp_path, "model=teacher", "model.max_epochs=20"))
-    kd = run(make_cfg(tmp_path, "model=student", "distill.temperature=4", "teacher.max_epochs=20"))
-    scratch = run(make_cfg(tmp_path, "model=student", "distill=none", "teacher.max_epochs=20"))
+    teacher = run(make_cfg(tmp_path, "model=teacher", "train.max_epochs=20"))
+    kd = run(
+        make_cfg(tmp_path, "model=student", "distill.temperature=4", "teacher.train.max_epochs=20")
+    )
+    scratch = run(make_cfg(tmp_path, "model=student", "distill=none"))
 
     df = runs(tmp_path).set_index("run_id")
     assert len(df) == 3  # the students reused the stored teacher: no second teacher run
@@ -30,12 +36,11 @@ def test_teacher_then_students_log_accuracy_and_size(tmp_path):
         assert row["tags.kind"] == kind
         for key in (*SUMMARY, "compression_ratio"):  # the table shows the summary, not an epoch
             assert row[f"metrics.{key}"] == pytest.approx(result[key])
-        assert float(row["params.distill.temperature"]) == 4.0
+    assert float(df.loc[kd["mlflow_run_id"], "params.distill.temperature"]) == 4.0
     assert df.loc[kd["mlflow_run_id"], "tags.teacher_run_id"] == teacher["mlflow_run_id"]
     assert kd["params"] < teacher["params"]
-    assert kd["compression_ratio"] == pytest.approx(
-        teacher["size_file_bytes"] / kd["size_file_bytes"]
-    )
+    for student in (kd, scratch):  # the configured teacher's size, trained or not
+        assert student["compression_ratio"] == pytest.approx(teacher["params"] / student["params"])
     assert kd["size_fp32_bytes"] == 4 * kd["params"]
     for result in (teacher, kd, scratch):  # what a device would run, measured
         assert 0 <= result["test_acc_int8"] <= 1 and result["onnx_same_predictions"] == 1.0
@@ -61,7 +66,7 @@ def test_student_without_a_teacher_trains_one_first(tmp_path, caplog, recwarn):
 
 
 def test_ensemble_teacher_trains_each_member_and_logs_its_own_accuracy(tmp_path):
-    result = run(make_cfg(tmp_path, "distill.teacher_seeds=[0,1]", "+recipe=kd"))
+    result = run(make_cfg(tmp_path, "teacher.seeds=[0,1]", "+recipe=kd"))
     df = runs(tmp_path).set_index("run_id")
     members = df[df["tags.kind"] == "teacher"]
     assert len(members) == 2
@@ -71,15 +76,15 @@ def test_ensemble_teacher_trains_each_member_and_logs_its_own_accuracy(tmp_path)
     assert student["tags.teacher_logits"] == "cached"  # the fast recipe: clean data
     assert set(student["tags.teacher_run_id"].split(",")) == set(members.index)
     assert 0 <= result["teacher_test_acc"] <= 1
-    ensemble_bytes = members["metrics.size_file_bytes"].sum()
-    assert result["compression_ratio"] == pytest.approx(ensemble_bytes / result["size_file_bytes"])
+    ensemble_params = members["metrics.params"].sum()
+    assert result["compression_ratio"] == pytest.approx(ensemble_params / result["params"])
 
 
 def test_fixed_schedule_trains_every_epoch_and_tests_the_last_weights(tmp_path):
-    cfg = make_cfg(tmp_path, "model=teacher", "model.patience=null", "model.restore=last")
+    cfg = make_cfg(tmp_path, "model=teacher", "train.restore=last")
     result = run(cfg)
     row = runs(tmp_path).set_index("run_id").loc[result["mlflow_run_id"]]
-    assert row["metrics.epoch"] == cfg.model.max_epochs - 1  # no early stop
+    assert row["metrics.epoch"] == cfg.train.max_epochs - 1  # no early stop
 
 
 def test_same_seed_same_result(tmp_path):
@@ -89,7 +94,7 @@ def test_same_seed_same_result(tmp_path):
 
 
 @pytest.mark.parametrize("recover", ["kd", "finetune"])
-def test_pruned_teacher_is_recovered_and_points_at_its_source(tmp_path, recover):
+def test_pruned_teacher_is_recovered_for_its_epochs_and_points_at_its_source(tmp_path, recover):
     overrides = [
         "model=teacher",
         "prune=slim",
@@ -102,12 +107,36 @@ def test_pruned_teacher_is_recovered_and_points_at_its_source(tmp_path, recover)
     row = df.loc[pruned["mlflow_run_id"]]
     base = df.loc[row["tags.pruned_from"]]
     assert row["tags.kind"] == f"pruned-{recover}" and base["tags.kind"] == "teacher"
+    assert row["metrics.epoch"] == 1  # prune.recover_epochs, not the recipe's 3
     assert base["params.arch.conv_batchnorm"] == "True"
     assert "metrics.sparsity_conv1" in df.columns
     assert pruned["params"] < base["metrics.params"]
-    assert pruned["size_file_bytes"] < base["metrics.size_file_bytes"]
     assert pruned["compression_ratio"] > 1
     assert 0 <= pruned["test_acc_before_recovery"] <= 1
+    # KD recovery learns from the unpruned model; fine-tuning from the labels alone
+    assert (row.get("tags.teacher_logits") == "online") == (recover == "kd")
+    assert (row.get("tags.teacher_run_id") == base.name) == (recover == "kd")
+
+
+def test_recovery_starts_from_the_pruned_weights(tmp_path):
+    # a learning rate of 0 keeps every weight where recovery started
+    overrides = ["model=teacher", "prune=slim", "prune.recover_epochs=1", "train.optimizer.lr=0"]
+    cfg = make_cfg(tmp_path, *overrides)
+    pruned = run(cfg)
+    base_id = runs(tmp_path).set_index("run_id").loc[pruned["mlflow_run_id"], "tags.pruned_from"]
+    recovered, base = (model_of(tmp_path, run_id) for run_id in (pruned["mlflow_run_id"], base_id))
+    expected = prune(base, cfg.prune.amount, cfg.prune.scope, cfg.prune.floor)
+    params = dict(recovered.named_parameters())
+    for name, value in expected.named_parameters():
+        assert torch.equal(params[name], value), name
+
+
+def test_distill_none_trains_no_teacher(tmp_path):
+    result = run(make_cfg(tmp_path, "distill=none"))
+    df = runs(tmp_path)
+    assert df["tags.kind"].tolist() == ["student-scratch"]
+    assert "tags.teacher_run_id" not in df.columns or df["tags.teacher_run_id"].isna().all()
+    assert result["compression_ratio"] > 1  # the configured teacher's size, from its architecture
 
 
 @pytest.mark.parametrize(
@@ -117,28 +146,46 @@ def test_pruned_teacher_is_recovered_and_points_at_its_source(tmp_path, recover)
         ("distill.temperature=-2", "distill.temperature"),
         ("distill.alpha=1.5", "distill.alpha"),
         ("distill.alpha=-0.1", "distill.alpha"),
+        ("distill=dkd distill.beta=-1", "distill.beta"),
+        ("+distill.loss=kdd", "distill.loss"),
         ("model.width=0", "model.width"),
-        ("teacher.width=-1", "teacher.width"),
-        ("model.pool=40", "model.kernel_size/model.pool"),
+        ("teacher.model.width=-1", "teacher.model.width"),
+        ("+model.typo=1", "model.typo"),
+        ("model.dropout=1.5", "model.dropout"),
         ("prune=slim prune.amount=1.0", "prune.amount"),
-        ("export.deploy=fp16", "export.deploy"),
+        ("prune=slim prune.amount=half", "prune.amount"),
+        ("prune=slim prune.scope=globl", "prune.scope"),
+        ("prune=slim prune.sparsity.mode=loc", "prune.sparsity.mode"),
+        ("prune=slim prune.recover=kd distill=none", "prune.recover"),
+        ("export.deploy=int9", "export.deploy"),
         ("export.int8=false", "export.deploy=int8"),
-        ("distill.loss=mse", "distill.loss"),
-        ("model.restore=first", "model.restore"),
-        ("model.augment.mixup=-1", "model.augment.mixup"),
-        ("distill.teacher_seeds=[]", "distill.teacher_seeds"),
+        ("export.latency_runs=-5", "export.latency_runs"),
+        ("train.restore=first", "train.restore"),
+        ("train.augment.mixup=-1", "train.augment.mixup"),
+        ("train.max_epochs=0", "train.max_epochs"),
+        ("teacher.seeds=[]", "teacher.seeds"),
+        ("seed=abc", "seed"),
+        ("seed=1.5", "seed"),
+        ("+typo=1", "typo"),
+        ("data.batch_size=abc", "data.batch_size"),
+        ("+trainer.acelerator=cpu", "trainer.acelerator"),
     ],
 )
-def test_invalid_config_fails_before_training_naming_the_key(tmp_path, override, key):
-    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        run(make_cfg(tmp_path, *override.split()))
+def test_invalid_config_fails_before_any_data_naming_the_key(tmp_path, override, key, monkeypatch):
+    loads = []
+    monkeypatch.setattr("fakes.BlobSource.load", lambda *args: loads.append(args))
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}\b"):
+        validate(make_cfg(tmp_path, *override.split()))
+    assert not loads  # refused before any data is read
+
+
+def test_architecture_too_deep_for_the_recordings_is_refused_before_training(tmp_path):
+    with pytest.raises(ConfigError, match=r"model\.kernel_size/model\.pool"):
+        run(make_cfg(tmp_path, "model.pool=40"))
     assert not (tmp_path / "mlruns" / "mlflow.db").exists()  # nothing was trained or logged
 
 
-@pytest.mark.parametrize(
-    "recipe",
-    sorted(p.stem for p in (CONF / "recipe").glob("*.yaml") if p.stem not in BUILDING_BLOCKS),
-)
+@pytest.mark.parametrize("recipe", sorted(p.stem for p in (CONF / "recipe").glob("*.yaml")))
 def test_every_named_recipe_is_a_valid_config_tagged_with_its_name(tmp_path, recipe):
     cfg = make_cfg(tmp_path, f"+recipe={recipe}")
     validate(cfg)
@@ -148,8 +195,8 @@ def test_every_named_recipe_is_a_valid_config_tagged_with_its_name(tmp_path, rec
 def test_teacher_checkpoint_for_other_channels_is_refused(tmp_path):
     path = tmp_path / "other.pt"
     save_model(path, ConvPoolLSTM(Architecture(7, 4)), {"classes": ["a"], "channels": ["x"] * 7})
-    with pytest.raises(DataError, match=r"distill\.teacher_checkpoint"):
-        run(make_cfg(tmp_path, f"+distill.teacher_checkpoint={path}"))
+    with pytest.raises(DataError, match=r"teacher\.checkpoint"):
+        run(make_cfg(tmp_path, f"teacher.checkpoint={path}"))
 
 
 def test_crash_marks_the_run_failed(tmp_path, monkeypatch):
@@ -170,3 +217,13 @@ def test_cached_teacher_logits_equal_a_fresh_forward_pass():
     assert not teacher.training
     with torch.no_grad():
         assert torch.allclose(cached, teacher(x), atol=1e-6)
+
+
+def model_of(root, run_id: str) -> ConvPoolLSTM:
+    """The weights file a run logged."""
+    import mlflow
+
+    path = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path="model.pt", tracking_uri=f"sqlite:///{root}/mlruns/mlflow.db"
+    )
+    return load_model(Path(path))[0]

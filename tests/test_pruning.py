@@ -17,7 +17,7 @@ SIZES = {"conv1": 8, "conv2": 12, "lstm0": 10, "lstm1": 9}
 def _model(arch: Architecture = ARCH, seed: int = 0) -> ConvPoolLSTM:
     torch.manual_seed(seed)
     model = ConvPoolLSTM(arch)
-    bns = [model.norm, *(m for m in model.features if isinstance(m, torch.nn.BatchNorm1d))]
+    bns = [m for m in (model.norm, model.bn1, model.bn2) if isinstance(m, torch.nn.BatchNorm1d)]
     with torch.no_grad():  # non-trivial BatchNorm statistics and biases
         for bn in bns:
             bn.weight.uniform_(0.5, 1.5)
@@ -51,11 +51,9 @@ def test_pruning_keeps_exactly_the_selected_units_and_their_weights():
     small = prune_to(model, keep)
     assert small.arch.conv_channels == (3, 4) and small.arch.hidden_sizes == (3, 4)
     assert small(torch.randn(2, 6, 80)).shape == (2, 5)
-    assert torch.equal(small.features[0].weight, model.features[0].weight[keep["conv1"]])
-    assert torch.equal(small.features[1].running_mean, model.features[1].running_mean[[0, 3, 5]])
-    assert torch.equal(
-        small.features[4].weight, model.features[4].weight[keep["conv2"]][:, keep["conv1"]]
-    )
+    assert torch.equal(small.conv1.weight, model.conv1.weight[keep["conv1"]])
+    assert torch.equal(small.bn1.running_mean, model.bn1.running_mean[[0, 3, 5]])
+    assert torch.equal(small.conv2.weight, model.conv2.weight[keep["conv2"]][:, keep["conv1"]])
     hidden = 10  # gate block g (i, f, g, o) of unit j lives at row j + g * hidden
     rows = torch.cat([keep["lstm0"] + g * hidden for g in range(4)])
     lstm0, small0 = model.lstms[0], small.lstms[0]
@@ -79,8 +77,8 @@ def test_removing_zero_scale_units_leaves_outputs_unchanged():
     dead = {"conv1": [1, 6], "conv2": [0, 4, 9], "lstm0": [2, 5], "lstm1": [3, 7]}
     with torch.no_grad():
         for bn, units in (
-            (model.features[1], dead["conv1"]),  # outputs sigmoid(beta), not 0: folded
-            (model.features[5], dead["conv2"]),  # outputs relu(beta): folded into the LSTM
+            (model.bn1, dead["conv1"]),  # outputs sigmoid(beta), not 0: folded
+            (model.bn2, dead["conv2"]),  # outputs relu(beta): folded into the LSTM
             (model.norm, dead["lstm1"]),  # outputs beta: folded into the head
         ):
             bn.weight[units] = 0.0
@@ -97,9 +95,9 @@ def test_removing_zero_filter_channels_without_batchnorm_folds_their_constant():
     model = _model(Architecture(6, 5, (8, 12), (10, 9)))
     dead = {"conv1": [0, 5], "conv2": [3, 10]}
     with torch.no_grad():
-        model.features[0].weight[dead["conv1"]] = 0.0  # outputs sigmoid(bias)
-        model.features[4].weight[dead["conv2"]] = 0.0  # outputs relu(bias)
-        model.features[4].bias[dead["conv2"]] = torch.tensor([0.3, 0.7])
+        model.conv1.weight[dead["conv1"]] = 0.0  # outputs sigmoid(bias)
+        model.conv2.weight[dead["conv2"]] = 0.0  # outputs relu(bias)
+        model.conv2.bias[dead["conv2"]] = torch.tensor([0.3, 0.7])
     x = torch.randn(3, 6, 70)
     small = prune_to(model, _keep_all_but(dead))
     with torch.no_grad():
@@ -149,10 +147,10 @@ def test_floor_is_a_count_or_a_fraction_and_never_zero():
 def test_prune_uses_batchnorm_scales_and_shrinks_the_model():
     model = _model()
     with torch.no_grad():
-        model.features[1].weight.copy_(torch.arange(1.0, 9.0))  # conv1 importance = 1..8
+        model.bn1.weight.copy_(torch.arange(1.0, 9.0))  # conv1 importance = 1..8
     small = prune(model, amount=0.5)
     assert small.arch.conv_channels == (4, 6) and small.arch.hidden_sizes == (5, 5)
-    assert torch.equal(small.features[1].weight, torch.arange(5.0, 9.0))  # the 4 largest kept
+    assert torch.equal(small.bn1.weight, torch.arange(5.0, 9.0))  # the 4 largest kept
     assert set(importance(model)) == set(SIZES)
     with pytest.raises(ValueError, match=r"prune\.amount"):
         prune(model, amount=1.0)
@@ -161,7 +159,7 @@ def test_prune_uses_batchnorm_scales_and_shrinks_the_model():
 def test_global_prune_runs_and_importance_without_batchnorm_is_filter_l1():
     model = _model(Architecture(6, 5, (8, 12), (10, 9)))
     scores = importance(model)
-    assert torch.allclose(scores["conv1"], model.features[0].weight.abs().sum(dim=(1, 2)))
+    assert torch.allclose(scores["conv1"], model.conv1.weight.abs().sum(dim=(1, 2)))
     assert torch.allclose(scores["lstm0"], model.lstms[1].weight_ih_l0.norm(dim=0))
     small = prune(model, amount=0.6, scope="global", floor=2)
     total = sum(SIZES.values())

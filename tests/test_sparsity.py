@@ -15,12 +15,11 @@ from signdistill.sparsity import (
     SparsityRegularizer,
     decay,
     penalty_factors,
-    scale_layers,
     sparsity_stats,
 )
 
 ARCH = Architecture(4, 3, (6, 6), (8, 8), conv_batchnorm=True)
-SCALES = {"features.1.weight", "features.5.weight", "norm.weight"}
+SCALES = {"bn1.weight", "bn2.weight", "norm.weight"}
 
 
 def _model() -> ConvPoolLSTM:
@@ -28,8 +27,8 @@ def _model() -> ConvPoolLSTM:
     torch.manual_seed(0)
     model = ConvPoolLSTM(ARCH)
     with torch.no_grad():
-        for bn in scale_layers(model).values():
-            bn.weight.uniform_(-1.0, 1.0)
+        for gamma in model.unit_scales().values():
+            gamma.uniform_(-1.0, 1.0)
     return model
 
 
@@ -129,7 +128,7 @@ def _trained_scales(callbacks: list) -> torch.Tensor:
         enable_model_summary=False,
     )
     trainer.fit(module, DataLoader(data, batch_size=8))
-    return torch.cat([bn.weight.detach().abs() for bn in scale_layers(module.model).values()])
+    return torch.cat([g.detach().abs() for g in module.model.unit_scales().values()])
 
 
 def test_regularizer_shrinks_scales_inside_a_lightning_trainer():
@@ -138,10 +137,10 @@ def test_regularizer_shrinks_scales_inside_a_lightning_trainer():
     assert sparse.mean() < plain.mean() - 0.2  # 12 steps x lr 0.05 x rate 0.5 = 0.3 towards 0
 
 
-def test_sparsity_stats_and_scale_layers():
+def test_sparsity_stats_and_unit_scales():
     model = ConvPoolLSTM(ARCH)
     with torch.no_grad():
-        model.features[1].weight[:3] = 0.0
+        model.bn1.weight[:3] = 0.0
         model.norm.weight[:2] = 1e-3
     assert sparsity_stats(model) == {
         "sparsity_conv1": 0.5,
@@ -149,7 +148,7 @@ def test_sparsity_stats_and_scale_layers():
         "sparsity_lstm1": 0.25,
     }
     without = ConvPoolLSTM(Architecture(4, 3, (6, 6), (8, 8)))
-    assert set(scale_layers(without)) == {"lstm1"}
+    assert set(without.unit_scales()) == {"lstm1"}
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from pydantic import NonNegativeFloat
 
 
 @dataclass(frozen=True)
@@ -18,10 +19,10 @@ class Augment:
     """Magnitudes: shift and scale as fractions of the recording length, gain as a relative std,
     ``mixup`` as the Beta(a, a) concentration of the mixing coefficient (0: off)."""
 
-    time_shift: float = 0.0
-    time_scale: float = 0.0
-    gain: float = 0.0
-    mixup: float = 0.0
+    time_shift: NonNegativeFloat = 0.0
+    time_scale: NonNegativeFloat = 0.0
+    gain: NonNegativeFloat = 0.0
+    mixup: NonNegativeFloat = 0.0
 
     @property
     def enabled(self) -> bool:

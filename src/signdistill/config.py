@@ -1,57 +1,184 @@
-"""Checks that reject a bad config before any data is loaded or any epoch is trained."""
+"""One validation of the whole composed config, before any data is loaded or any epoch trained.
+
+Every instantiable node (one with ``_target_``) is checked against the signature of the callable it
+names: unknown keys are refused, and given values must match the parameters' type annotations
+(including the ranges and allowed values that ``pydantic`` types such as ``PositiveInt`` and
+``Literal[...]`` state there). Then the cheap, side-effect-free objects (settings, data source and
+DataModule, model specs, the distillation loss) are constructed, so their own cross-field checks run
+too. Checking against the constructors themselves keeps one source of truth: a schema written
+beside them (structured configs) would repeat every parameter and drift from it.
+
+Errors are :class:`ConfigError`, whose message starts with the full key and states the rule.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import inspect
+import typing
 from collections.abc import Callable
+from functools import cache
+from typing import Annotated, Any
 
-from omegaconf import DictConfig
-
-from signdistill.distill import LOSSES
+from hydra.utils import get_object, instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 
 class ConfigError(ValueError):
     """An invalid config value; the message starts with the offending key."""
 
 
-def _check(cfg: DictConfig, key: str, ok: Callable[[float], bool], rule: str) -> None:
-    value = cfg
-    for part in key.split("."):
-        value = value[part]
-    if not ok(value):
-        raise ConfigError(f"{key}={value}: {rule}")
+@dataclasses.dataclass(frozen=True)
+class Paths:
+    """Where the run's files live: the checkout, prepared datasets, stored teachers."""
+
+    root: str
+    cache: str
+    teachers: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """The top level of ``conf/config.yaml``: one node per config group, plus the run's seed."""
+
+    data: Any
+    model: Any
+    train: Any
+    teacher: Any
+    distill: Any
+    prune: Any
+    trainer: Any
+    export: Any
+    logger: Any
+    paths: Paths
+    seed: Annotated[int, Field(ge=0)] = 0
+    recipe: str | None = None  # set by a +recipe=<name> preset (conf/recipe/); names runs
+
+
+# Constructed during validation: no I/O, no training, so their own checks run before any work.
+CONSTRUCTED = ("data", "model", "teacher.model", "distill", "export", "prune", "logger")
 
 
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first invalid key of ``cfg``."""
-    for node in ("model", "teacher"):
-        _check(cfg, f"{node}.width", lambda v: v > 0, "must be > 0")
-        for size in ("conv1", "conv2", "hidden", "lstm_layers", "kernel_size", "pool"):
-            _check(
-                cfg, f"{node}.{size}", lambda v: int(v) == v and v >= 1, "must be an integer >= 1"
-            )
-        _check(cfg, f"{node}.dropout", lambda v: 0 <= v < 1, "must be in [0, 1)")
-        _check(cfg, f"{node}.max_epochs", lambda v: v >= 1, "must be >= 1")
-        _check(cfg, f"{node}.patience", lambda v: v is None or v >= 1, "must be null or >= 1")
-        _check(cfg, f"{node}.restore", lambda v: v in ("best", "last"), "must be best or last")
-        for name in ("time_shift", "time_scale", "gain", "mixup"):
-            _check(cfg, f"{node}.augment.{name}", lambda v: v >= 0, "must be >= 0")
-    _check(cfg, "model.role", lambda v: v in ("teacher", "student"), "must be teacher or student")
-    _check(cfg, "distill.temperature", lambda v: v > 0, "must be > 0")
-    _check(
-        cfg, "distill.alpha", lambda v: 0 <= v <= 1, "must be in [0, 1] (weight of the soft term)"
-    )
-    _check(cfg, "distill.loss", lambda v: v in LOSSES, f"must be one of {', '.join(LOSSES)}")
-    _check(cfg, "distill.beta", lambda v: v >= 0, "must be >= 0")
-    _check(
-        cfg,
-        "distill.teacher_seeds",
-        lambda v: v is None or (len(v) >= 1 and all(int(s) == s for s in v)),
-        "must be null or a non-empty list of integer seeds",
-    )
-    _check(cfg, "data.batch_size", lambda v: v >= 1, "must be >= 1")
-    _check(
-        cfg, "prune.amount", lambda v: 0 <= v < 1, "must be in [0, 1) (fraction of units removed)"
-    )
-    _check(cfg, "export.deploy", lambda v: v in ("fp32", "int8"), "must be fp32 or int8")
-    if cfg.export.deploy == "int8" and not (cfg.export.onnx and cfg.export.int8):
-        raise ConfigError("export.deploy=int8 needs export.onnx=true and export.int8=true")
+    _check(cfg, RunConfig, "")
+    for path in CONSTRUCTED:
+        node = OmegaConf.select(cfg, path)
+        if node and "_target_" in node:
+            _construct(node, path)
+    if cfg.prune.amount > 0 and cfg.prune.recover == "kd" and not cfg.distill:
+        raise ConfigError("prune.recover=kd: needs a distillation loss (distill=kd or dkd)")
+
+
+def with_values(node: DictConfig, values: dict[str, Any]) -> DictConfig:
+    """A copy of ``node`` with ``values`` merged in, new keys allowed (a derived recipe)."""
+    copy = OmegaConf.create(OmegaConf.to_container(node))
+    return OmegaConf.merge(copy, values)
+
+
+def _check(node: DictConfig, target: Callable, path: str) -> None:
+    """Check ``node``'s own keys against ``target``'s signature, then its instantiable children."""
+    values = {}
+    for key, value in node.items():
+        if str(key).startswith("_"):  # Hydra's _target_, _partial_, _recursive_, ...
+            continue
+        if isinstance(value, DictConfig) and "_target_" in value:
+            _check(value, _target(value, _join(path, key)), _join(path, key))
+        elif isinstance(value, DictConfig) and _instantiable_values(value):
+            for name, child in value.items():
+                _check(child, _target(child, _join(path, key, name)), _join(path, key, name))
+        else:
+            values[key] = _plain(value)
+    model = _signature_model(target)
+    try:
+        model.model_validate(values)
+    except ValidationError as e:
+        raise ConfigError(_message(e, path, list(model.model_fields))) from None
+
+
+def _construct(node: DictConfig, path: str) -> None:
+    try:
+        instantiate(node)
+    except Exception as e:  # the constructors' own checks: ValueError, DataError, ...
+        cause = e.__cause__ or e  # instantiate wraps the constructor's error
+        raise ConfigError(_prefixed(str(cause), path)) from None
+
+
+def _target(node: DictConfig, path: str) -> Callable:
+    try:
+        return get_object(node._target_)
+    except Exception:
+        raise ConfigError(f"{path}._target_={node._target_}: no such class or function") from None
+
+
+def _instantiable_values(node: DictConfig) -> bool:
+    """A named collection of instantiable nodes, such as ``train.callbacks``."""
+    children = list(node.values())
+    return bool(children) and all(isinstance(c, DictConfig) and "_target_" in c for c in children)
+
+
+@cache
+def _signature_model(target: Callable) -> type[BaseModel]:
+    """A pydantic model of ``target``'s keyword parameters (all optional: the pipeline passes
+    some at run time, such as the network a LightningModule trains)."""
+    signature = inspect.signature(target)
+    try:
+        hints = typing.get_type_hints(
+            target if dataclasses.is_dataclass(target) else _init(target), include_extras=True
+        )
+    except Exception:  # unresolvable annotations (e.g. a library's): check the keys only
+        hints = {}
+    fields, extra = {}, "forbid"
+    for name, p in signature.parameters.items():
+        if p.kind is p.VAR_KEYWORD:
+            extra = "allow"
+        elif p.kind is not p.VAR_POSITIONAL:
+            default = None if p.default is inspect.Parameter.empty else p.default
+            fields[name] = (_checkable(hints.get(name, Any)), default)
+    config = ConfigDict(extra=extra, arbitrary_types_allowed=True)
+    return create_model(f"{getattr(target, '__name__', 'node')}Config", __config__=config, **fields)
+
+
+def _checkable(annotation: Any) -> Any:
+    """``annotation`` if pydantic can check values against it, else Any (e.g. a Protocol, or a
+    class such as a network that a config never holds)."""
+    try:
+        TypeAdapter(annotation, config=ConfigDict(arbitrary_types_allowed=True))
+    except Exception:
+        return Any
+    return annotation
+
+
+def _init(target: Callable) -> Callable:
+    return target.__init__ if inspect.isclass(target) else target
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def _message(error: ValidationError, path: str, known: list[str]) -> str:
+    """The first error as ``key=value: rule`` (or ``key: unknown key`` with the known ones)."""
+    first = error.errors()[0]
+    key = _join(path, *map(str, first["loc"][:1]))
+    if first["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(str(first["loc"][0]), known, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"known here: {', '.join(known)}"
+        return f"{key}: unknown key ({hint})"
+    rule = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "missing":
+        return f"{key}: required"
+    return f"{key}={first['input']!r}: {rule.lower() if rule[:1].isupper() else rule}"
+
+
+def _prefixed(message: str, path: str) -> str:
+    """A constructor's message (``field=value: rule``) under the node's full key."""
+    return message if message.startswith(f"{path}.") else _join(path, message)
+
+
+def _join(*parts: str) -> str:
+    return ".".join(p for p in parts if p)

@@ -1,8 +1,10 @@
-"""Knowledge distillation losses: vanilla KD (Hinton et al., 2015) and decoupled KD (DKD,
-Zhao et al., 2022).
+"""Knowledge distillation: the losses (vanilla KD, Hinton et al., 2015; decoupled KD, Zhao et al.,
+2022) and the distiller that pairs a frozen teacher with one of them.
 
-``alpha`` weights the soft (teacher) term; ``1 - alpha`` weights the hard-label cross-entropy.
-Targets are labels (N,) or class probabilities (N, K) from mixup.
+Each loss is one ``nn.Module`` chosen in YAML (``conf/distill/<name>.yaml``, ``_target_``): a new
+KD loss is one class here plus one YAML file. ``alpha`` weights the *soft* (teacher) term and
+``1 - alpha`` the hard-label cross-entropy (torchdistill's ``alpha`` weights the hard term: the
+opposite). Targets are labels (N,) or class probabilities (N, K) from mixup.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-
-LOSSES = ("kd", "dkd")
+from pydantic import NonNegativeFloat, PositiveFloat
+from torch import nn
 
 
 def soft_term(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -60,28 +62,77 @@ def dkd_term(
     return (t * t) * (tckd + beta * nckd)
 
 
-@dataclass(frozen=True)
-class Distillation:
-    """A KD loss: ``alpha`` weights the soft (teacher) term, ``1 - alpha`` the hard targets.
+class KDLoss(nn.Module):
+    """Vanilla KD: ``alpha * soft_term + (1 - alpha) * CE(student, targets)``."""
 
-    ``loss="dkd"`` replaces the soft term with decoupled KD, its non-target part weighted by
-    ``beta``; the target class of a mixed (soft) target is its larger component.
-    """
+    def __init__(self, temperature: PositiveFloat = 4.0, alpha: NonNegativeFloat = 0.5) -> None:
+        super().__init__()
+        if not 0 <= alpha <= 1:
+            raise ValueError(f"alpha={alpha}: must be in [0, 1] (the weight of the soft term)")
+        if not temperature > 0:
+            raise ValueError(f"temperature={temperature}: must be > 0")
+        self.temperature = temperature
+        self.alpha = alpha
 
-    temperature: float = 4.0
-    alpha: float = 0.5
-    loss: str = "kd"
-    beta: float = 8.0
+    def soft(
+        self, student: torch.Tensor, teacher: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        """The teacher term, weighted by ``alpha``."""
+        return soft_term(student, teacher, self.temperature)
 
-    def __call__(
+    def forward(
         self, student: torch.Tensor, teacher: torch.Tensor, targets: torch.Tensor
     ) -> torch.Tensor:
         hard = F.cross_entropy(student, targets)
         if self.alpha == 0.0:
             return hard
-        if self.loss == "dkd":
-            gt = targets if targets.ndim == 1 else targets.argmax(-1)
-            soft = dkd_term(student, teacher, gt, self.temperature, self.beta)
-        else:
-            soft = soft_term(student, teacher, self.temperature)
-        return self.alpha * soft + (1.0 - self.alpha) * hard
+        return self.alpha * self.soft(student, teacher, targets) + (1.0 - self.alpha) * hard
+
+
+class DKDLoss(KDLoss):
+    """Decoupled KD: the soft term is ``T^2 * (TCKD + beta * NCKD)`` (:func:`dkd_term`).
+
+    The target class of a mixed (soft) target is its larger component.
+    """
+
+    def __init__(
+        self,
+        temperature: PositiveFloat = 4.0,
+        alpha: NonNegativeFloat = 0.5,
+        beta: NonNegativeFloat = 8.0,
+    ) -> None:
+        super().__init__(temperature, alpha)
+        if not beta >= 0:
+            raise ValueError(f"beta={beta}: must be >= 0")
+        self.beta = beta
+
+    def soft(
+        self, student: torch.Tensor, teacher: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        gt = targets if targets.ndim == 1 else targets.argmax(-1)
+        return dkd_term(student, teacher, gt, self.temperature, self.beta)
+
+
+@dataclass
+class Distiller:
+    """What a student learns from: a frozen teacher, how its logits reach the loss, the loss.
+
+    ``online``: the teacher runs on each (augmented, mixed) training batch, consistent teaching;
+    otherwise its logits on the clean training set are computed once and served with each batch
+    by the DataModule (the teacher is frozen, so they cannot change).
+    """
+
+    teacher: nn.Module
+    loss: nn.Module
+    online: bool
+
+    def __post_init__(self) -> None:
+        self.teacher.requires_grad_(False)
+        self.teacher.eval()
+
+
+@torch.no_grad()
+def teacher_logits(teacher: nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """The frozen teacher's logits for every recording of ``x`` (in eval mode)."""
+    teacher.eval()
+    return torch.cat([teacher(x[i : i + batch]) for i in range(0, len(x), batch)])

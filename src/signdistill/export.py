@@ -19,15 +19,81 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
+from pydantic import NonNegativeInt
 
 from signdistill.models import ConvPoolLSTM
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """What is exported and measured for every final model (``conf/export/``).
+
+    ``deploy`` names the file a device would run; the ``*_deployed`` metrics describe it, so a
+    sweep can optimize what a device actually runs.
+    """
+
+    onnx: bool = True
+    int8: bool = True
+    deploy: Literal["fp32", "int8"] = "int8"
+    latency_runs: NonNegativeInt = 200
+
+    def __post_init__(self) -> None:
+        if self.deploy == "int8" and not (self.onnx and self.int8):
+            raise ValueError("deploy=int8: needs export.onnx=true and export.int8=true")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Recordings to measure accuracy on: (N, C, T) inputs and their labels."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+def measure(
+    model: ConvPoolLSTM, val: Split, test: Split, folder: Path, meta: dict, settings: ExportSettings
+) -> tuple[dict[str, float], list[Path]]:
+    """Export ``model`` as ``settings`` asks into ``folder``; its files' sizes, accuracy on the
+    validation and test recordings, and latency, and the files written (ONNX, int8 ONNX)."""
+    if not settings.onnx:
+        return {}, []
+    fp32 = folder / "model.onnx"
+    metrics = {"size_onnx_bytes": float(export_onnx(model, fp32, test.x[:2], meta))}
+    metrics |= parity(model, fp32, test.x)
+    files = [fp32]
+    if settings.int8:
+        int8 = folder / "model.int8.onnx"
+        metrics["size_int8_bytes"] = float(quantize_int8(fp32, int8))
+        metrics["test_acc_int8"] = accuracy(int8, test.x.numpy(), test.y.numpy())
+        metrics["val_acc_int8"] = accuracy(int8, val.x.numpy(), val.y.numpy())
+        files.append(int8)
+        if settings.latency_runs:
+            metrics |= latencies(model, fp32, int8, test.x[:1], settings.latency_runs)
+    return metrics, files
+
+
+def deployed(metrics: dict[str, float], deploy: str) -> dict[str, float]:
+    """The size and accuracy of the file a device would run (``export.deploy``)."""
+    if deploy == "int8":
+        return {
+            "size_deployed_bytes": metrics["size_int8_bytes"],
+            "val_acc_deployed": metrics["val_acc_int8"],
+            "test_acc_deployed": metrics["test_acc_int8"],
+        }
+    return {
+        "size_deployed_bytes": metrics["size_onnx_bytes"],
+        "val_acc_deployed": metrics["val_acc"],
+        "test_acc_deployed": metrics["test_acc"],
+    }
 
 
 def export_onnx(model: ConvPoolLSTM, path: Path, example: torch.Tensor, meta: dict) -> int:

@@ -9,14 +9,20 @@ Linear.
 The stacked LSTM is a list of single-layer LSTMs rather than one ``nn.LSTM(num_layers=2)`` so a
 pruned model may keep a different number of hidden units in each layer; the parameter count and the
 computation are identical to the stacked module.
+
+The model names its layers and says which units are prunable and which scale stands for each
+(:meth:`ConvPoolLSTM.conv_stages`, :meth:`ConvPoolLSTM.unit_scales`), so pruning and sparsity
+training never index into it by position.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
+from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt
 from torch import nn
 
 
@@ -82,6 +88,55 @@ def scaled_sizes(base: Sequence[int], width: float) -> tuple[int, ...]:
     return tuple(max(1, round(width * b)) for b in base)
 
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model is (``conf/model/``): its role in the study and its layer sizes.
+
+    ``role``: a ``teacher`` is trained on its own and stored for students; a ``student`` learns
+    from the teacher (unless ``distill=none``). ``width`` multiplies conv1, conv2 and hidden
+    (never below one unit), for sweeps over one size knob. Channels and classes come from the data.
+    """
+
+    role: Literal["teacher", "student"]
+    conv1: PositiveInt
+    conv2: PositiveInt
+    hidden: PositiveInt
+    lstm_layers: PositiveInt = 2
+    kernel_size: PositiveInt = 3
+    pool: PositiveInt = 3
+    dropout: NonNegativeFloat = 0.2
+    conv_batchnorm: bool = False
+    width: PositiveFloat = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.dropout < 1:
+            raise ValueError(f"dropout={self.dropout}: must be in [0, 1)")
+
+    def architecture(self, in_channels: int, n_classes: int) -> Architecture:
+        """The concrete sizes for data with ``in_channels`` channels and ``n_classes`` classes."""
+        c1, c2, h = scaled_sizes((self.conv1, self.conv2, self.hidden), self.width)
+        return Architecture(
+            in_channels=in_channels,
+            n_classes=n_classes,
+            conv_channels=(c1, c2),
+            hidden_sizes=(h,) * self.lstm_layers,
+            kernel_size=self.kernel_size,
+            pool=self.pool,
+            dropout=self.dropout,
+            conv_batchnorm=self.conv_batchnorm,
+        )
+
+
+@dataclass(frozen=True)
+class ConvStage:
+    """One conv stage: the conv, its BatchNorm (Identity without ``conv_batchnorm``) and act."""
+
+    name: str
+    conv: nn.Conv1d
+    bn: nn.Module
+    activation: Callable[[torch.Tensor], torch.Tensor]
+
+
 class ConvPoolLSTM(nn.Module):
     """Conv(c1, sigmoid) -> AvgPool -> Conv(c2, ReLU) -> AvgPool -> LSTMs -> BN -> Dropout -> FC.
 
@@ -95,16 +150,11 @@ class ConvPoolLSTM(nn.Module):
         c1, c2 = arch.conv_channels
         bn = nn.BatchNorm1d if arch.conv_batchnorm else (lambda _: nn.Identity())
         self.normalize = Standardize(arch.in_channels)
-        self.features = nn.Sequential(
-            nn.Conv1d(arch.in_channels, c1, arch.kernel_size),
-            bn(c1),
-            nn.Sigmoid(),
-            nn.AvgPool1d(arch.pool),
-            nn.Conv1d(c1, c2, arch.kernel_size),
-            bn(c2),
-            nn.ReLU(),
-            nn.AvgPool1d(arch.pool),
-        )
+        self.conv1 = nn.Conv1d(arch.in_channels, c1, arch.kernel_size)
+        self.bn1 = bn(c1)
+        self.conv2 = nn.Conv1d(c1, c2, arch.kernel_size)
+        self.bn2 = bn(c2)
+        self.pool = nn.AvgPool1d(arch.pool)
         sizes = [c2, *arch.hidden_sizes]
         self.lstms = nn.ModuleList(
             nn.LSTM(sizes[i], sizes[i + 1], batch_first=True) for i in range(len(arch.hidden_sizes))
@@ -113,9 +163,38 @@ class ConvPoolLSTM(nn.Module):
         self.dropout = nn.Dropout(arch.dropout)
         self.head = nn.Linear(sizes[-1], arch.n_classes)
 
+    def conv_stages(self) -> list[ConvStage]:
+        """The two conv stages, in order, with their activations."""
+        return [
+            ConvStage("conv1", self.conv1, self.bn1, torch.sigmoid),
+            ConvStage("conv2", self.conv2, self.bn2, torch.relu),
+        ]
+
+    def prunable_layers(self) -> list[str]:
+        """Names of the layers whose units (channels, hidden units) pruning can remove."""
+        return ["conv1", "conv2", *(f"lstm{i}" for i in range(len(self.lstms)))]
+
+    def unit_scales(self) -> dict[str, nn.Parameter]:
+        """The per-unit scale factors (BatchNorm weights) by prunable layer.
+
+        A conv channel's scale is the BatchNorm after its conv (only with ``conv_batchnorm``);
+        the last LSTM's units are scaled by ``norm`` on their way to the head. Earlier LSTM layers
+        have no scale of their own.
+        """
+        scales = {
+            stage.name: stage.bn.weight
+            for stage in self.conv_stages()
+            if isinstance(stage.bn, nn.BatchNorm1d)
+        }
+        scales[f"lstm{len(self.lstms) - 1}"] = self.norm.weight
+        return scales
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, n_classes) for raw (unstandardized) signals (N, C, T)."""
-        seq = self.features(self.normalize(x)).transpose(1, 2)
+        x = self.normalize(x)
+        for stage in self.conv_stages():
+            x = self.pool(stage.activation(stage.bn(stage.conv(x))))
+        seq = x.transpose(1, 2)
         for lstm in self.lstms:
             seq, _ = lstm(seq)
         return self.head(self.dropout(self.norm(seq[:, -1])))

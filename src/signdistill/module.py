@@ -1,12 +1,20 @@
-"""The LightningModule that trains any ConvPoolLSTM, with or without a distillation teacher."""
+"""The LightningModule that trains any ConvPoolLSTM: how a model is trained (``conf/train/``).
+
+A ``train`` config is this class's ``_target_``: optimizer, schedule, augmentation, the epochs and
+which weights to keep are the recipe; the network and the distiller are given when it is built.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Annotated, Literal
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer.states import TrainerFn
+from pydantic import Field, PositiveInt
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
@@ -16,41 +24,49 @@ from torchmetrics.classification import (
 )
 
 from signdistill.augment import Augment
-from signdistill.distill import Distillation
+from signdistill.distill import Distiller
 from signdistill.models import ConvPoolLSTM
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
 
 
 class SignClassifier(L.LightningModule):
     """Cross-entropy or KD training of ``model``; metrics: accuracy, macro-F1, confusion matrix.
 
-    With ``distill`` set, a training batch is (x, y, teacher_logits) when the DataModule serves
-    cached logits, or (x, y) with a ``teacher`` that is run on the same (augmented) batch. The
-    teacher is frozen and stays in eval mode whatever Lightning does to the module's mode.
+    ``restore`` names the weights a run tests and stores: ``best`` by val_acc, or ``last`` (a
+    fixed schedule trusts its full length more than a small validation set). ``callbacks`` are
+    the recipe's own Lightning callbacks (early stopping, sparsity, a sweep's trial pruning); they
+    act while fitting only.
+
+    With a ``distiller``, a training batch is (x, y, teacher_logits) when the DataModule serves
+    cached logits, or (x, y) with an online teacher run on the same (augmented) batch. The teacher
+    is frozen and stays in eval mode whatever Lightning does to the module's mode.
     """
 
     def __init__(
         self,
         model: ConvPoolLSTM,
-        optimizer: Callable[..., torch.optim.Optimizer],
-        max_epochs: int,
-        cosine: bool = True,
-        label_smoothing: float = 0.0,
+        optimizer: OptimizerFactory,
+        max_epochs: PositiveInt,
+        restore: Literal["best", "last"] = "last",
+        scheduler: SchedulerFactory | None = None,
+        label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0,
         augment: Augment | None = None,
-        distill: Distillation | None = None,
-        teacher: nn.Module | None = None,
+        callbacks: Mapping[str, Callback] | None = None,
+        distiller: Distiller | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
         self.max_epochs = max_epochs
-        self.cosine = cosine
+        self.restore = restore
         self.label_smoothing = label_smoothing
         self.augment = augment or Augment()
-        self.distill = distill
-        self.teacher = teacher
-        if teacher is not None:
-            teacher.requires_grad_(False)
-            teacher.eval()
+        self.recipe_callbacks = dict(callbacks or {})
+        self.distill_loss = distiller.loss if distiller else None
+        self.teacher = distiller.teacher if distiller and distiller.online else None
         n = model.arch.n_classes
         metrics = MetricCollection(
             {
@@ -74,18 +90,18 @@ class SignClassifier(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         x, targets = self.augment(batch[0], batch[1], self.model.arch.n_classes)
         logits = self.model(x)
-        if self.distill is None:
+        if self.distill_loss is None:
             loss = F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
         else:
             teacher_logits = batch[2] if len(batch) > 2 else self._teacher_logits(x)
-            loss = self.distill(logits, teacher_logits, targets)
+            loss = self.distill_loss(logits, teacher_logits, targets)
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
         return loss
 
     @torch.no_grad()
     def _teacher_logits(self, x: torch.Tensor) -> torch.Tensor:
         if self.teacher is None:
-            raise RuntimeError("distillation needs cached teacher logits or a teacher module")
+            raise RuntimeError("distillation needs cached teacher logits or an online teacher")
         return self.teacher(x)
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
@@ -104,7 +120,12 @@ class SignClassifier(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict:
         opt = self.optimizer_factory(self.model.parameters())
-        if not self.cosine:
+        if self.scheduler_factory is None:
             return opt
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.max_epochs))
-        return {"optimizer": opt, "lr_scheduler": sched}
+        return {"optimizer": opt, "lr_scheduler": self.scheduler_factory(opt)}
+
+    def configure_callbacks(self) -> list[Callback]:
+        """The recipe's callbacks while fitting; none for a separate validate or test run."""
+        if self.trainer.state.fn != TrainerFn.FITTING:
+            return []
+        return list(self.recipe_callbacks.values())

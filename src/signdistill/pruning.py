@@ -35,25 +35,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from signdistill.models import ConvPoolLSTM
-
-CONVS = (("conv1", 0, torch.sigmoid), ("conv2", 4, torch.relu))  # name, features index, act
+from signdistill.models import ConvPoolLSTM, ConvStage
 
 
 def importance(model: ConvPoolLSTM) -> dict[str, torch.Tensor]:
     """Importance of every prunable unit, by layer (see the module docstring)."""
     out: dict[str, torch.Tensor] = {}
-    for name, index, _ in CONVS:
-        bn = model.features[index + 1]
-        if isinstance(bn, nn.BatchNorm1d):
-            out[name] = bn.weight.abs()
+    for stage in model.conv_stages():
+        if isinstance(stage.bn, nn.BatchNorm1d):
+            out[stage.name] = stage.bn.weight.abs()
         else:
-            out[name] = model.features[index].weight.abs().sum(dim=(1, 2))
+            out[stage.name] = stage.conv.weight.abs().sum(dim=(1, 2))
     last = len(model.lstms) - 1
     for i in range(last):
         out[f"lstm{i}"] = model.lstms[i + 1].weight_ih_l0.norm(dim=0)
@@ -118,18 +114,17 @@ def prune_to(model: ConvPoolLSTM, keep: dict[str, torch.Tensor]) -> ConvPoolLSTM
     with torch.no_grad():
         kept_in: torch.Tensor | None = None  # units kept in the previous layer
         constant: torch.Tensor | None = None  # the previous layer's constant outputs (else 0)
-        for name, index, act in CONVS:
-            k = keep[name]
-            src, dst = model.features[index], new.features[index]
-            weight, bias = src.weight, src.bias
+        for src, dst in zip(model.conv_stages(), new.conv_stages(), strict=True):
+            k = keep[src.name]
+            weight, bias = src.conv.weight, src.conv.bias
             if kept_in is not None:
                 bias = bias + _fold(weight.sum(dim=2), constant, kept_in)
                 weight = weight[:, kept_in]
-            dst.weight.copy_(weight[k])
-            dst.bias.copy_(bias[k])
-            if isinstance(src_bn := model.features[index + 1], nn.BatchNorm1d):
-                _copy_bn(src_bn, new.features[index + 1], k)
-            kept_in, constant = k, _constant_conv_outputs(model, index, act)
+            dst.conv.weight.copy_(weight[k])
+            dst.conv.bias.copy_(bias[k])
+            if isinstance(src.bn, nn.BatchNorm1d):
+                _copy_bn(src.bn, dst.bn, k)
+            kept_in, constant = k, _constant_conv_outputs(src)
         for i, lstm in enumerate(model.lstms):
             k = keep[f"lstm{i}"]
             shift = _fold(lstm.weight_ih_l0, constant, kept_in)
@@ -142,17 +137,15 @@ def prune_to(model: ConvPoolLSTM, keep: dict[str, torch.Tensor]) -> ConvPoolLSTM
     return new
 
 
-def _constant_conv_outputs(
-    model: ConvPoolLSTM, index: int, act: Callable[[torch.Tensor], torch.Tensor]
-) -> torch.Tensor:
+def _constant_conv_outputs(stage: ConvStage) -> torch.Tensor:
     """Per channel of a conv stage: its constant eval-mode output, or 0 if it is not constant."""
-    conv, bn = model.features[index], model.features[index + 1]
+    conv, bn = stage.conv, stage.bn
     pre = conv.bias  # the conv's output when its filter is all zero
     is_constant = (conv.weight == 0).all(dim=(1, 2))
     if isinstance(bn, nn.BatchNorm1d):
         pre = (pre - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
         is_constant |= bn.weight == 0  # then ``pre`` is exactly beta
-    return torch.where(is_constant, act(pre), 0.0)
+    return torch.where(is_constant, stage.activation(pre), 0.0)
 
 
 def _fold(weight: torch.Tensor, constant: torch.Tensor, kept_in: torch.Tensor) -> torch.Tensor:

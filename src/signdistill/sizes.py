@@ -1,4 +1,4 @@
-"""How big a model is: parameters, fp32 bytes and the bytes of the files a device would load."""
+"""How big a model is: parameters, fp32 bytes and the bytes of its weights file."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ from torch import nn
 from signdistill.models import count_parameters
 
 
-def size_metrics(model: nn.Module, file_bytes: int, teacher_file_bytes: int | None) -> dict:
+def size_metrics(model: nn.Module, file_bytes: int, reference_params: int) -> dict[str, float]:
     """``params``, ``size_fp32_bytes`` (params x 4), ``size_file_bytes`` and ``compression_ratio``.
 
-    The compression ratio is the teacher's file size over this model's (1.0 for a teacher).
+    The compression ratio is the configured teacher's parameter count over this model's (1.0 for
+    the teacher itself), known from the architectures alone: no teacher is trained to compute it.
     """
     params = count_parameters(model)
-    reference = teacher_file_bytes or file_bytes
     return {
         "params": float(params),
         "size_fp32_bytes": float(params * 4),
         "size_file_bytes": float(file_bytes),
-        "compression_ratio": reference / file_bytes,
+        "compression_ratio": reference_params / params,
     }

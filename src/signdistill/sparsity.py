@@ -25,26 +25,19 @@ to every channel for the whole run (the comparison).
 from __future__ import annotations
 
 import math
+from typing import Annotated, Literal
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from torch import nn
+from pydantic import Field, NonNegativeFloat
 
 from signdistill.models import ConvPoolLSTM
 
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
 MODES = ("local", "uniform")
 SCHEDULES = ("linear", "cosine")
-
-
-def scale_layers(model: ConvPoolLSTM) -> dict[str, nn.BatchNorm1d]:
-    """The BatchNorms whose weights are the per-channel (or per-unit) scales, by layer name."""
-    layers: dict[str, nn.BatchNorm1d] = {}
-    for name, index in (("conv1", 1), ("conv2", 5)):
-        if isinstance(model.features[index], nn.BatchNorm1d):
-            layers[name] = model.features[index]
-    layers[f"lstm{len(model.lstms) - 1}"] = model.norm
-    return layers
 
 
 def decay(progress: float, min_factor: float, schedule: str = "linear") -> float:
@@ -89,11 +82,11 @@ class SparsityRegularizer(Callback):
 
     def __init__(
         self,
-        rate: float = 1e-4,
-        mode: str = "local",
-        protect_fraction: float = 0.5,
-        min_factor: float = 0.1,
-        schedule: str = "linear",
+        rate: NonNegativeFloat = 1e-4,
+        mode: Literal["local", "uniform"] = "local",
+        protect_fraction: Fraction = 0.5,
+        min_factor: Fraction = 0.1,
+        schedule: Literal["linear", "cosine"] = "linear",
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"prune.sparsity.mode={mode!r}: expected one of {MODES}")
@@ -117,16 +110,18 @@ class SparsityRegularizer(Callback):
         progress = training_progress(trainer)
         rate = self.rate / trainer.accumulate_grad_batches
         with torch.no_grad():
-            for bn in scale_layers(module.model).values():
-                gamma = bn.weight
+            for gamma in module.model.unit_scales().values():
                 if gamma.grad is None:
                     continue
                 gamma.grad.add_(rate * self.factors(gamma, progress) * torch.sign(gamma))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        module.log_dict(sparsity_stats(module.model))
 
 
 def sparsity_stats(model: ConvPoolLSTM, eps: float = 1e-2) -> dict[str, float]:
     """``sparsity_<layer>``: the fraction of the layer's scales with |gamma| < eps (for logging)."""
     return {
-        f"sparsity_{name}": float((bn.weight.abs() < eps).float().mean())
-        for name, bn in scale_layers(model).items()
+        f"sparsity_{name}": float((gamma.abs() < eps).float().mean())
+        for name, gamma in model.unit_scales().items()
     }

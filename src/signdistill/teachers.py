@@ -1,39 +1,110 @@
-"""Where teachers live between runs: one file per (data, split, teacher config, seed).
+"""Obtaining a teacher: the store of trained teachers, ensembles, and given teacher files.
 
-A student run looks its teacher up here by key; the lock makes concurrent workers train a missing
-teacher once and the others wait and load it.
+Teachers live between runs in one file per (data, split, teacher config, seed). A student run looks
+its teacher up by key; the lock makes concurrent workers train a missing teacher once and the others
+wait and load it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from filelock import FileLock
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pydantic import Field, NonNegativeInt
 from torch import nn
 
+from signdistill.checkpoints import load_model
 from signdistill.data.cache import cache_key
 from signdistill.data.recordings import DataError
+from signdistill.fit import accuracy
+from signdistill.jobs import Context, Job, Trained, TrainJob
+
+log = logging.getLogger(__name__)
 
 TEACHER_FILE = "teacher.pt"
 
 
-def teacher_key(teacher_cfg: Mapping[str, Any], data: Mapping[str, Any], seed: int) -> str:
-    """What determines a teacher: its config (architecture and recipe), the data and split, seed."""
-    return cache_key({"teacher": dict(teacher_cfg), "data": dict(data), "seed": seed})
+@dataclasses.dataclass(frozen=True)
+class TeacherSettings:
+    """The teacher a student learns from (the ``teacher`` node): ``model`` and ``train`` are its
+    ``conf/model`` and ``conf/train`` configs; ``seeds`` makes it an ensemble of those seeds'
+    teachers; ``checkpoint`` uses a given teacher file instead of the store; ``cache_logits``
+    computes its logits once per run when the student trains on clean data."""
+
+    model: Any
+    train: Any
+    seeds: Annotated[list[NonNegativeInt], Field(min_length=1)] | None = None
+    checkpoint: str | None = None
+    cache_logits: bool = True
 
 
-def teacher_path(store: str | Path, key: str) -> Path:
-    return Path(store) / key / TEACHER_FILE
+def teacher_key(model: DictConfig, train: DictConfig, data: Mapping[str, Any], seed: int) -> str:
+    """What determines a teacher: what it is, how it is trained, the data and split, the seed."""
+    config = {
+        "model": OmegaConf.to_container(model, resolve=True),
+        "train": OmegaConf.to_container(train, resolve=True),
+    }
+    return cache_key({"teacher": config, "data": dict(data), "seed": seed})
 
 
-def lock(store: str | Path, key: str) -> FileLock:
-    """An inter-process lock on one teacher key."""
-    Path(store).mkdir(parents=True, exist_ok=True)
-    return FileLock(str(Path(store) / f"{key}.lock"))
+def obtain(ctx: Context, job: Job, train_job: TrainJob, retrain: bool = False) -> Trained:
+    """The stored teacher ``job`` describes, trained (once) if missing; ``retrain`` (an explicit
+    ``model=teacher`` run) trains and replaces it even when stored."""
+    key = teacher_key(job.model, job.train, ctx.dm.describe(), job.seed)
+    store = Path(ctx.cfg.paths.teachers)
+    path = store / key / TEACHER_FILE
+    store.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(store / f"{key}.lock")):
+        if path.exists() and not retrain:
+            log.info("Using the stored teacher %s", path)
+            return load_teacher(path, ctx, str(path))
+        if not retrain:
+            log.warning(
+                "No teacher fits this data, split and teacher config yet: training one first "
+                "(its own MLflow run), stored as %s",
+                path,
+            )
+        return train_job(ctx, dataclasses.replace(job, store_as=path))
+
+
+def for_student(ctx: Context, train_job: TrainJob) -> Trained:
+    """What a student learns from: ``teacher.checkpoint``, the stored teacher of the run's seed,
+    or with ``teacher.seeds`` the ensemble of those seeds' teachers (each trained if missing).
+
+    An ensemble's metrics are its own accuracy on this split and the members' total size.
+    """
+    settings: TeacherSettings = instantiate(ctx.cfg.teacher)
+    if settings.checkpoint:
+        return load_teacher(Path(settings.checkpoint), ctx, "teacher.checkpoint")
+    seeds = settings.seeds or [ctx.cfg.seed]
+    members = [obtain(ctx, side_job(settings, seed), train_job) for seed in seeds]
+    if not settings.seeds:
+        return members[0]
+    ensemble = TeacherEnsemble([m.model for m in members]).eval()
+    metrics = {f"{part}_acc": accuracy(ensemble, *ctx.dm.tensors(part)) for part in ("val", "test")}
+    return Trained(",".join(m.run_id for m in members), ensemble, metrics)
+
+
+def side_job(settings: TeacherSettings, seed: int) -> Job:
+    """Training the configured teacher for a student: its own top-level run, stored."""
+    return Job(model=settings.model, train=settings.train, seed=seed, kind="teacher", own=False)
+
+
+def load_teacher(path: Path, ctx: Context, where: str) -> Trained:
+    """A teacher file, refused unless it was trained on this data's classes and channels."""
+    if not path.exists():
+        raise DataError(f"{where}={path}: no such file")
+    model, meta = load_model(path)
+    check_fits(meta, ctx.dm.classes, ctx.dm.channels, f"{where}={path}")
+    return Trained(meta["run_id"], model, meta["metrics"])
 
 
 def check_fits(

@@ -1,4 +1,8 @@
-"""MLflow set-up and the few things every run logs (config, git commit, figures)."""
+"""MLflow: set-up, how a run is named, nested and tagged, and what every run logs.
+
+Any driver (a sweep, a study script) records its runs through :class:`TrackingSettings`
+(``logger.run_name``, ``logger.parent_run_id``, ``logger.tags``); nothing here knows who set them.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,58 @@ import logging
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
+import torch
 from filelock import FileLock
 from mlflow.entities import RunStatus
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """Where runs are logged (``conf/logger/``), and how the run's own model is recorded.
+
+    ``run_name``, ``parent_run_id`` and ``tags`` apply to the model the run trains for itself,
+    not to a teacher it trains on the side (that gets its own top-level run).
+    """
+
+    tracking_uri: str
+    experiment_name: str = "signdistill"
+    artifact_root: str | None = None
+    log_model: bool = True
+    run_name: str | None = None
+    parent_run_id: str | None = None
+    tags: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """How one MLflow run is named, tagged and nested."""
+
+    name: str
+    tags: dict[str, str]
+    parent_run_id: str | None = None
+
+
+def record(
+    kind: str, tags: Mapping[str, str], settings: TrackingSettings, own: bool, recipe: str | None
+) -> RunRecord:
+    """The run of a model of ``kind``: the run's own model takes the driver's name, parent and
+    tags (named by its recipe, else its kind); a teacher trained on the side is a plain run."""
+    tags = {"kind": kind, **tags}
+    if not own:
+        return RunRecord(kind, tags)
+    if recipe:
+        tags["recipe"] = recipe
+    tags |= {k: str(v) for k, v in settings.tags.items()}
+    return RunRecord(settings.run_name or recipe or kind, tags, settings.parent_run_id)
 
 
 def configure(tracking_uri: str, experiment_name: str, artifact_root: str | None) -> str:
@@ -91,12 +138,16 @@ def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def log_config(cfg: DictConfig) -> None:
-    """The resolved config as flattened params and as a YAML artifact."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+def log_config(cfg: DictConfig, replaced: Mapping[str, Any]) -> None:
+    """The resolved config, with the ``replaced`` top-level nodes (what this run's model really
+    used, e.g. a teacher's seed), as flattened params and as a YAML artifact."""
+    resolved = OmegaConf.to_container(cfg, resolve=True) | {
+        key: OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
+        for key, value in replaced.items()
+    }
     params = {k: str(v)[:6000] for k, v in flatten(resolved).items()}
     mlflow.log_params(params)
-    mlflow.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
+    mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(resolved)), "config.yaml")
 
 
 def git_commit(repo: Path) -> str:
@@ -137,3 +188,26 @@ def scratch_dir() -> Iterator[Path]:
     """A temporary folder for files on their way into MLflow."""
     with tempfile.TemporaryDirectory(prefix="signdistill-") as d:
         yield Path(d)
+
+
+def log_confusion(confusion: Any, classes: list[str]) -> None:
+    """The test confusion matrix (a torchmetrics metric) as ``confusion_matrix.png``."""
+    n = len(classes)
+    fig, ax = confusion.plot(labels=classes if n <= 30 else None)
+    fig.set_size_inches(max(6, n / 4), max(6, n / 4))
+    ax.set_title("test confusion matrix")
+    log_figure(fig, "confusion_matrix.png")
+
+
+def log_pytorch_model(model: torch.nn.Module, example: np.ndarray) -> None:
+    """The model via MLflow's PyTorch flavor, with an input example (and so a signature).
+
+    ``example`` should hold two recordings: a batch of one would make the exported (pt2) model
+    batch-1 only.
+    """
+    mlflow.pytorch.log_model(
+        model.eval(),
+        name="model",
+        input_example=example,
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "signdistill"],
+    )

@@ -1,0 +1,47 @@
+"""Building what a job trains from config: the network, the distiller and the LightningModule."""
+
+from __future__ import annotations
+
+from hydra.utils import instantiate
+
+from signdistill.augment import Augment
+from signdistill.data.datamodule import SignDataModule
+from signdistill.distill import Distiller, teacher_logits
+from signdistill.jobs import Job
+from signdistill.models import ConvPoolLSTM, ModelSpec, count_parameters
+from signdistill.module import SignClassifier
+
+
+def network(spec: ModelSpec, dm: SignDataModule) -> ConvPoolLSTM:
+    """A fresh network of ``spec``'s sizes for this data, standardizing with its training stats."""
+    model = ConvPoolLSTM(spec.architecture(len(dm.channels), len(dm.classes)))
+    model.normalize.fit(*dm.channel_stats())
+    return model
+
+
+def parameters(spec: ModelSpec, dm: SignDataModule) -> int:
+    """How many parameters a network of ``spec`` has on this data (nothing is trained)."""
+    return count_parameters(ConvPoolLSTM(spec.architecture(len(dm.channels), len(dm.classes))))
+
+
+def module(job: Job, dm: SignDataModule, cache_logits: bool) -> SignClassifier:
+    """The LightningModule of ``job.train`` around its network, distilling if the job has a loss.
+
+    A distilled student on clean data gets its teacher's logits computed once and served by the
+    DataModule (unless ``cache_logits`` is off); with augmentation the teacher runs online on the
+    student's augmented batch.
+    """
+    model = network(instantiate(job.model), dm) if job.init is None else job.init.train()
+    augment: Augment | None = instantiate(job.train.augment)
+    distiller = None
+    if job.loss is not None and job.teacher is not None:
+        online = (augment is not None and augment.enabled) or not cache_logits
+        distiller = Distiller(job.teacher.model, job.loss, online)
+    cached = distiller is not None and not distiller.online
+    dm.set_teacher_logits(
+        teacher_logits(distiller.teacher, dm.tensors("train")[0]) if cached else None
+    )
+    # _convert_: the recipe's callbacks arrive as a plain dict of Lightning callbacks
+    return instantiate(
+        job.train, model=model, augment=augment, distiller=distiller, _convert_="partial"
+    )

@@ -1,0 +1,73 @@
+"""Fitting and evaluating: Lightning's fit with the recipe's weights restored, then val and test."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig
+from torch import nn
+
+from signdistill.data.datamodule import SignDataModule
+from signdistill.module import SignClassifier
+
+
+def fit(
+    module: SignClassifier,
+    dm: SignDataModule,
+    trainer_cfg: DictConfig,
+    folder: Path,
+    logger: Logger,
+) -> int:
+    """Train ``module`` for its recipe's epochs, then load the weights its recipe keeps (best by
+    val_acc, or the last ones); returns the last optimizer step."""
+    checkpoint = ModelCheckpoint(
+        dirpath=folder,
+        filename="best",
+        monitor="val_acc",
+        mode="max",
+        save_weights_only=True,
+        save_last=module.restore == "last",
+    )
+    trainer: L.Trainer = instantiate(
+        trainer_cfg,
+        max_epochs=module.max_epochs,
+        callbacks=[checkpoint],
+        logger=logger,
+        default_root_dir=folder,
+    )
+    with warnings.catch_warnings():
+        # a frozen teacher is in eval mode on purpose (SignClassifier keeps it there)
+        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+        trainer.fit(module, datamodule=dm)
+    if trainer.interrupted:
+        raise KeyboardInterrupt("training interrupted")
+    kept = checkpoint.last_model_path if module.restore == "last" else checkpoint.best_model_path
+    module.load_state_dict(torch.load(kept, map_location="cpu", weights_only=True)["state_dict"])
+    return trainer.global_step
+
+
+def evaluate(module: SignClassifier, dm: SignDataModule, trainer_cfg: DictConfig) -> dict:
+    """Validation and test metrics of the module's current weights."""
+    trainer: L.Trainer = instantiate(
+        trainer_cfg, enable_progress_bar=False, logger=False, enable_checkpointing=False
+    )
+    val = trainer.validate(module, datamodule=dm, verbose=False)[0]
+    test = trainer.test(module, datamodule=dm, verbose=False)[0]
+    return {
+        "val_acc": val["val_acc"],
+        "val_macro_f1": val["val_macro_f1"],
+        "test_acc": test["test_acc"],
+        "test_macro_f1": test["test_macro_f1"],
+    }
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """The fraction of recordings ``model`` (in eval mode) classifies correctly."""
+    return float((model.eval()(x).argmax(1) == y).float().mean())
