@@ -140,6 +140,8 @@ def test_malformed_line_names_the_file_and_line(tmp_path, line, problem):
     [
         (["@problemName X", "@data"], r"@data before a @classLabel"),
         (["@classLabel false", "@data"], "expected '@classLabel true <label>"),
+        (["@classLabel true a", "@data"], r"declares \['a'\]; .* at least 2 distinct classes"),
+        (["@classLabel true a b a", "@data"], "at least 2 distinct classes"),
         (["@timeStamps true", "@classLabel true a b", "@data"], "timestamped series"),
         (["@missing maybe", "@classLabel true a b", "@data"], "@missing 'maybe': expected true"),
         (["@dimensions two", "@classLabel true a b", "@data"], "expected a positive integer"),

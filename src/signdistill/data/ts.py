@@ -222,6 +222,11 @@ class _Header:
                 f"{path}, line {number}: expected '@classLabel true <label> <label> ...' (a "
                 "classifier needs labelled cases)"
             )
+        if len(set(classes)) != len(classes) or len(classes) < 2:
+            raise DataError(
+                f"{path}, line {number}: @classLabel declares {classes}; a classifier needs at "
+                "least 2 distinct classes"
+            )
         n_dims = _integer(header, "@dimensions", path) or _integer(header, "@dimension", path)
         if flags.get("@univariate") and n_dims not in (None, 1):
             raise DataError(f"{path}: @univariate true but @dimensions {n_dims}")
