@@ -1,12 +1,14 @@
 """The folder source: CSV and .npy recordings, subjects, resizing, and bad input."""
 
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from signdistill.data.datamodule import SignDataModule
 from signdistill.data.folder import FolderDataset
 from signdistill.data.io import resize
 from signdistill.data.recordings import DataError
@@ -122,6 +124,8 @@ def test_bad_file_is_named(tree, tmp_path, make, problem):
         ({"resize": "stretch"}, "data.source.resize='stretch'"),
         ({"length": 0}, "length=0"),
         ({"subject_pattern": "(unclosed"}, "not a regex"),
+        ({"layout": "nested"}, "data.source.layout='nested'"),
+        ({"min_per_class": 0}, "data.source.min_per_class=0"),
     ],
 )
 def test_bad_settings_are_refused_before_reading(tmp_path, settings, problem):
@@ -130,8 +134,8 @@ def test_bad_settings_are_refused_before_reading(tmp_path, settings, problem):
 
 
 def test_structure_errors(tree, tmp_path):
-    with pytest.raises(DataError, match="no such data folder"):
-        FolderDataset(str(tmp_path / "nope"), length=10).load(tmp_path)
+    with pytest.raises(DataError, match=r"^data\.source\.root='.*nope': no such data folder"):
+        FolderDataset(str(tmp_path / "nope"), length=10)  # refused before any loading
     with pytest.raises(DataError, match="no class sub-folders"):
         FolderDataset(str(tree / "hello"), length=10).load(tmp_path)
     with pytest.raises(DataError, match="unknown channel"):
@@ -144,3 +148,96 @@ def test_structure_errors(tree, tmp_path):
     (tree / "empty").rmdir()
     with pytest.raises(DataError, match="at least 5"):
         FolderDataset(str(tree), length=10, min_per_class=5).load(tmp_path)
+
+
+def _split_tree(root: Path, parts=("train", "test"), classes=("hello", "thanks"), per=4) -> Path:
+    """root/<part>/<class>/subject<s>_rep<r>.csv; a file's values start at 1000 * part index."""
+    for p, part in enumerate(parts):
+        for c, name in enumerate(classes):
+            for i in range(per):
+                _csv(root / part / name / f"subject{i % 2 + 1}_rep{i}.csv", 30, 1000 * p + c)
+    return root
+
+
+def test_fixed_split_trains_and_tests_on_exactly_its_folders(tmp_path):
+    root = _split_tree(tmp_path / "signs", per=10)
+    source = FolderDataset(str(root), length=30, layout="splits", subject_pattern=r"(subject\d)_")
+    dm = SignDataModule(source, split="predefined", val_fraction=0.2, cache_dir=str(tmp_path))
+    rec = dm.prepare()
+    from_test = rec.x[:, 0, 0] >= 1000  # the value written into every test/ file
+    assert np.array_equal(np.flatnonzero(from_test), dm.split.test)
+    assert not from_test[dm.split.train].any() and not from_test[dm.split.val].any()
+    assert np.bincount(rec.y[dm.split.val]).tolist() == [2, 2]  # stratified, from train/ only
+    assert len(dm.split.train) == 16 and len(dm.split.test) == 20
+    assert sorted(set(rec.groups)) == ["subject1", "subject2"]  # subjects still parsed
+
+
+def test_a_val_folder_is_the_validation_set(tmp_path):
+    root = _split_tree(tmp_path / "signs", parts=("train", "test", "val"))
+    dm = SignDataModule(
+        FolderDataset(str(root), length=30, layout="splits"),
+        split="predefined",
+        cache_dir=str(tmp_path),
+    )
+    rec = dm.prepare()
+    assert (rec.x[dm.split.val, 0, 0] >= 2000).all() and len(dm.split.val) == 8
+    assert len(dm.split.train) == 8 and (rec.x[dm.split.train, 0, 0] < 1000).all()
+
+
+def test_a_class_missing_from_test_is_named_with_its_folder(tmp_path):
+    root = _split_tree(tmp_path / "signs")
+    shutil.rmtree(root / "test" / "thanks")
+    (root / "test" / "extra").mkdir()
+    _csv(root / "test" / "extra" / "a.csv", 30)
+    with pytest.raises(DataError, match=r"no recordings of class\(es\) \['thanks'\]") as err:
+        FolderDataset(str(root), length=30, layout="splits").load(tmp_path / "cache")
+    assert str(err.value).startswith(f"{root / 'test'}: ")
+
+
+@pytest.mark.parametrize(
+    ("folders", "problem"),
+    [(("train", "valid", "test"), r"unexpected \['valid'\]"), (("train",), r"missing \['test'\]")],
+)
+def test_splits_layout_wants_train_test_and_optional_val(tmp_path, folders, problem):
+    root = _split_tree(tmp_path / "signs", parts=folders)
+    with pytest.raises(DataError, match=problem):
+        FolderDataset(str(root), length=30, layout="splits").load(tmp_path / "cache")
+
+
+def test_predefined_split_needs_a_partitioned_layout(tree):
+    with pytest.raises(DataError, match=r"^data\.split=predefined: .*data\.source\.layout=splits"):
+        SignDataModule(FolderDataset(str(tree), length=30), split="predefined")
+
+
+def test_differing_header_names_the_odd_file_even_when_read_first(tree, tmp_path):
+    odd = tree / "hello" / "a_first.csv"  # sorts before every other recording
+    odd.write_text("emg,acc_x\n" + "1,2\n" * 60)
+    with pytest.raises(DataError) as err:
+        FolderDataset(str(tree), length=40).load(tmp_path)
+    message = str(err.value)
+    assert message.startswith(f"{odd}: channels ['emg', 'acc_x'] differ from the other")
+    assert "['emg', 'acc_x', 'acc_y']" in message and "lacks ['acc_y']" in message
+    assert "the header of 8 of the 9 files" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("emg,acc_x,acc_y\n1,2,3\n1,2\n4,5,6\n", r"line 3: 2 value\(s\) .* \(a short, ragged row"),
+        ("emg,acc_x,acc_y\n1,2,3,4\n5,6,7,8\n", r"line 2: 4 value\(s\) .* \(a long, ragged row"),
+        ("emg,acc_x,acc_y\n1,2,3\n\n4,,6\n", r"line 4, channel 'acc_x': '' is missing"),
+    ],
+    ids=["short", "every-row-long", "empty-cell"],
+)
+def test_ragged_rows_and_empty_cells_name_the_line(tree, tmp_path, text, problem):
+    victim = tree / "hello" / "subject3_rep1.csv"
+    victim.write_text(text)
+    with pytest.raises(DataError, match=problem) as err:
+        FolderDataset(str(tree), length=40).load(tmp_path)
+    assert str(err.value).startswith(f"{victim}: ")
+
+
+def test_a_single_class_is_refused(tree, tmp_path):
+    shutil.rmtree(tree / "thanks")
+    with pytest.raises(DataError, match=r"1 class folder\(s\) \['hello'\]; .* at least 2 classes"):
+        FolderDataset(str(tree), length=40).load(tmp_path)

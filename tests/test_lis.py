@@ -4,6 +4,7 @@ import json
 import shutil
 import zipfile
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -36,6 +37,8 @@ def test_channel_groups_are_selectable_and_cached(lis_root, tmp_path):
 def test_unknown_channel_group_lists_the_valid_ones():
     with pytest.raises(DataError, match="orientation"):
         LisDataset(None, channels=["emg", "magnetometer"])
+    with pytest.raises(DataError, match=r"^data\.source\.sha256='abc': expected 64"):
+        LisDataset(None, sha256="abc")
 
 
 @pytest.fixture
@@ -124,8 +127,26 @@ def test_missing_root_downloads_verifies_and_extracts_once(lis_root, tmp_path, m
     cache = tmp_path / "cache"
     rec = LisDataset(None, channels=["emg"]).load(cache)
     assert rec.x.shape == (78, 8, 400) and calls == [lis.ARCHIVE_URL]
-    LisDataset(str(tmp_path / "absent"), channels=["emg"]).load(cache)
+    LisDataset(None, channels=["gyroscope"]).load(cache)
     assert len(calls) == 1  # extracted once, reused
+
+
+def test_an_explicit_root_that_does_not_exist_is_an_error_not_a_download(tmp_path, monkeypatch):
+    monkeypatch.setattr(lis, "fetch", lambda url, path: pytest.fail("downloaded"))
+    absent = tmp_path / "absent"
+    with pytest.raises(DataError, match=r"^data\.source\.root='.*absent': no such folder") as err:
+        LisDataset(str(absent))
+    assert "null to download" in str(err.value)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    source = LisDataset(str(copy))  # exists when constructed, removed before loading
+    copy.rmdir()
+    with pytest.raises(DataError, match="no such folder"):
+        source.load(tmp_path / "cache")
+
+
+def test_channel_group_literal_lists_every_group():
+    assert list(get_args(lis.ChannelGroup)) == list(lis.CHANNEL_GROUPS)
 
 
 def test_download_streams_a_file_url_and_reports_failures(lis_root, tmp_path, capsys):

@@ -1,5 +1,7 @@
 """Splits: stratified, k-fold and leave-groups-out; disjoint, complete, reproducible."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -48,13 +50,17 @@ def test_subject_split_keeps_each_subject_in_one_part():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"how": "random"}, "data.split"),
-        ({"fold": 7}, "data.fold"),
-        ({"test_fraction": 0.95}, "data.test_fraction"),
+        ({"how": "random"}, "data.split='random'"),
+        ({"fold": 7}, "data.fold=7"),
+        ({"test_fraction": 0.95}, "data.test_fraction=0.95"),
+        ({"val_fraction": 0.0}, "data.val_fraction=0.0"),
+        ({"n_folds": 1}, "data.n_folds=1"),
+        ({"how": "predefined", "fold": 0}, "data.fold=0: data.split=predefined has one fixed"),
+        ({"how": "predefined"}, "data.split=predefined: this source has no predefined"),
     ],
 )
 def test_bad_split_settings_name_the_key(kwargs, message):
-    with pytest.raises(DataError, match=message):
+    with pytest.raises(DataError, match="^" + re.escape(message)):
         split_indices(Y, GROUPS, **kwargs)
 
 
@@ -67,3 +73,34 @@ def test_class_too_small_to_split_is_reported():
 def test_subject_split_needs_three_groups():
     with pytest.raises(DataError, match="at least 3 groups"):
         split_indices(Y, np.array(["a", "b"] * 50), how="subject")
+
+
+PARTITION = np.array(["train", "train", "train", "test", "train"] * 20)  # every class in both
+
+
+def test_predefined_split_keeps_the_test_partition_and_validates_on_train_only():
+    split = split_indices(
+        Y, GROUPS, how="predefined", seed=2, val_fraction=0.25, partition=PARTITION
+    )
+    _assert_partition(split, len(Y))
+    assert np.array_equal(split.test, np.flatnonzero(PARTITION == "test"))
+    assert (PARTITION[split.val] == "train").all()
+    assert np.bincount(Y[split.val], minlength=5).tolist() == [4] * 5  # a stratified quarter
+    other = split_indices(
+        Y, GROUPS, how="predefined", seed=3, val_fraction=0.25, partition=PARTITION
+    )
+    assert np.array_equal(other.test, split.test) and not np.array_equal(other.val, split.val)
+
+
+def test_a_predefined_val_partition_is_used_as_is():
+    partition = np.where(np.arange(len(Y)) % 10 == 0, "val", PARTITION)
+    split = split_indices(Y, GROUPS, how="predefined", partition=partition)
+    assert np.array_equal(split.val, np.flatnonzero(partition == "val"))
+    assert np.array_equal(split.train, np.flatnonzero(partition == "train"))
+
+
+def test_too_few_training_recordings_for_a_validation_draw():
+    partition = np.full(len(Y), "test", dtype="<U5")
+    partition[[0, 20, 40, 60, 80]] = "train"  # one per class
+    with pytest.raises(DataError, match=r"^data\.val_fraction=0\.1: cannot draw .* 5 training"):
+        split_indices(Y, GROUPS, how="predefined", partition=partition)

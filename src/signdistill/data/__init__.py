@@ -1,4 +1,5 @@
-"""Data: the three sources, their shared container, the cache, splits and the DataModule."""
+"""Data: the sources (simulator, LIS, folder, .ts), their shared container, the cache, splits
+and the DataModule."""
 
 from signdistill.data.recordings import DataError, Recordings
 

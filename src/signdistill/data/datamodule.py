@@ -8,6 +8,7 @@ processes would only add start-up and copy costs (measured in benchmarks/data_lo
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,8 +22,8 @@ from torch.utils.data import (
     TensorDataset,
 )
 
-from signdistill.data.recordings import Recordings
-from signdistill.data.splits import Split, split_indices
+from signdistill.data.recordings import DataError, Recordings
+from signdistill.data.splits import Split, SplitHow, check_split_settings, split_indices
 
 log = logging.getLogger(__name__)
 
@@ -30,19 +31,27 @@ EVAL_BATCH = 512
 
 
 class Source(Protocol):
-    """What a data source provides: the whole dataset, cached under ``cache_dir``."""
+    """What a data source provides: the whole dataset, cached under ``cache_dir``.
+
+    A source whose recordings come with a fixed train/test split (``Recordings.partition``) also
+    has a true ``partitioned`` attribute, so ``data.split=predefined`` is checked before loading;
+    a source without the attribute has no partitions.
+    """
 
     def load(self, cache_dir: str | Path) -> Recordings: ...
 
 
 class SignDataModule(L.LightningDataModule):
-    """Loads a source once, splits it, and serves (x, y[, teacher_logits]) batches."""
+    """Loads a source once, splits it, and serves (x, y[, teacher_logits]) batches.
+
+    The constructor only checks its arguments (no I/O): ``prepare`` loads and splits.
+    """
 
     def __init__(
         self,
         source: Source,
         name: str = "data",
-        split: str = "stratified",
+        split: SplitHow = "stratified",
         split_seed: int = 0,
         fold: int | None = None,
         n_folds: int = 5,
@@ -52,6 +61,19 @@ class SignDataModule(L.LightningDataModule):
         cache_dir: str = ".cache/signdistill",
     ) -> None:
         super().__init__()
+        check_split_settings(split, fold, n_folds, val_fraction, test_fraction)
+        if split == "predefined" and not getattr(source, "partitioned", False):
+            raise DataError(
+                f"data.split=predefined: data.source ({type(source).__name__}) has no predefined "
+                "train/test partitions; for a folder of train/ and test/ folders set "
+                "data.source.layout=splits (data=ts always has them), or use "
+                "data.split=stratified or subject"
+            )
+        if batch_size < 2:
+            raise DataError(
+                f"data.batch_size={batch_size}: must be >= 2 (BatchNorm needs two recordings "
+                "per training batch)"
+            )
         self.source = source
         self.name = name
         self.split_config = {
@@ -72,10 +94,20 @@ class SignDataModule(L.LightningDataModule):
     def prepare(self) -> Recordings:
         """Load (or generate) the dataset and split it; idempotent."""
         if self.recordings is None:
-            self.recordings = self.source.load(self.cache_dir)
-            self.split = split_indices(
-                self.recordings.y, self.recordings.groups, **self.split_config
-            )
+            rec = self.source.load(self.cache_dir)
+            if rec.partition is not None and self.split_config["how"] != "predefined":
+                log.warning(
+                    "%s: data.split=%s pools the source's predefined train/test partitions and "
+                    "splits them anew; data.split=predefined keeps them",
+                    self.name,
+                    self.split_config["how"],
+                )
+            split = split_indices(rec.y, rec.groups, partition=rec.partition, **self.split_config)
+            if len(split.train) < 2:
+                raise DataError(
+                    f"{self.name}: {len(split.train)} training recording(s); at least 2 are needed"
+                )
+            self.recordings, self.split = rec, split
             log.info(
                 "%s: %d recordings x %d channels x %d steps, %d classes; split %d/%d/%d",
                 self.name,
@@ -128,22 +160,49 @@ class SignDataModule(L.LightningDataModule):
             **{f"split_{k}": v for k, v in self.split_config.items()},
         }
 
-    def _loader(self, tensors: tuple[torch.Tensor, ...], batch: int, shuffle: bool) -> DataLoader:
-        ds = TensorDataset(*tensors)
-        sampler = RandomSampler(ds) if shuffle else SequentialSampler(ds)
+    def _loader(self, tensors: tuple[torch.Tensor, ...], batches: BatchSampler) -> DataLoader:
         # batch_size=None: the BatchSampler's index lists go straight to TensorDataset, one gather
         # per batch instead of per-sample indexing and collation.
-        return DataLoader(
-            ds, sampler=BatchSampler(sampler, batch, drop_last=False), batch_size=None
-        )
+        return DataLoader(TensorDataset(*tensors), sampler=batches, batch_size=None)
 
     def train_dataloader(self) -> DataLoader:
         x, y = self.tensors("train")
         extra = () if self.teacher_logits is None else (self.teacher_logits,)
-        return self._loader((x, y, *extra), self.batch_size, shuffle=True)
+        batches = NoSingletonBatchSampler(RandomSampler(x), self.batch_size, drop_last=False)
+        return self._loader((x, y, *extra), batches)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.tensors("val"), EVAL_BATCH, shuffle=False)
+        return self._eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.tensors("test"), EVAL_BATCH, shuffle=False)
+        return self._eval_loader("test")
+
+    def _eval_loader(self, part: str) -> DataLoader:
+        x, y = self.tensors(part)
+        return self._loader((x, y), BatchSampler(SequentialSampler(x), EVAL_BATCH, drop_last=False))
+
+
+class NoSingletonBatchSampler(BatchSampler):
+    """A BatchSampler whose final batch is never a single recording: it joins the one before.
+
+    Training in BatchNorm's train mode on a batch of one fails ("Expected more than 1 value per
+    channel"), which happens whenever the training set is one more than a multiple of the batch
+    size. Folding the recording into the previous batch (one batch of ``batch_size + 1``) keeps
+    every recording in every epoch, and leaves every other batching exactly as before.
+    """
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = list(super().__iter__())  # index lists: a few thousand ints per epoch
+        if self._folds(len(batches[-1]) if batches else 0, len(batches)):
+            last = batches.pop()
+            batches[-1] = batches[-1] + last
+        yield from batches
+
+    def __len__(self) -> int:
+        n_batches = super().__len__()
+        last = len(self.sampler) - (n_batches - 1) * self.batch_size
+        return n_batches - int(self._folds(last, n_batches))
+
+    def _folds(self, last: int, n_batches: int) -> bool:
+        """Whether a final batch of ``last`` recordings (of ``n_batches``) joins the one before."""
+        return n_batches > 1 and last == 1 < self.batch_size

@@ -6,16 +6,19 @@ same formats (LIS JSON, CSV with a header, ``.npy``).
 
 from __future__ import annotations
 
+import csv
 import json
+from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
 
 from signdistill.data.recordings import DataError
 
-RESIZE_MODES = ("resample", "crop", "pad")
+Resize = Literal["resample", "crop", "pad"]
+RESIZE_MODES: tuple[str, ...] = get_args(Resize)
 
 
 def read_json(path: Path) -> Any:
@@ -38,7 +41,51 @@ def read_csv(path: Path) -> tuple[np.ndarray, list[str]]:
         values = frame.to_numpy(dtype=np.float32)
     except ValueError as e:
         raise DataError(f"{path}: non-numeric values ({e})") from e
-    return check_finite(values.T, path), [str(c) for c in frame.columns]
+    names = [str(c) for c in frame.columns]
+    # pandas fills a short row with NaN, and takes the first column as an index when every row is
+    # one value longer than the header: both are reported as the line they come from.
+    if not frame.index.equals(pd.RangeIndex(len(frame))) or not np.isfinite(values).all():
+        problem = _csv_problem(path, names)
+        if problem is not None:
+            raise DataError(f"{path}: {problem}")
+    return check_finite(values.T, path), names
+
+
+def _csv_problem(path: Path, names: list[str]) -> str | None:
+    """The first ragged row or missing/non-finite value of a CSV, as 'line N: ...'.
+
+    Only called once pandas' result shows a problem, so valid files are scanned once (by pandas).
+    """
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.reader(f)
+        header_seen = False
+        for row in reader:
+            if not row:  # a blank line, skipped by pandas too
+                continue
+            if not header_seen:
+                header_seen = True
+                continue
+            if len(row) != len(names):
+                kind = "short" if len(row) < len(names) else "long"
+                return (
+                    f"line {reader.line_num}: {len(row)} value(s) but the header names "
+                    f"{len(names)} channels (a {kind}, ragged row; every row needs one value per "
+                    "channel)"
+                )
+            bad = next((i for i, cell in enumerate(row) if not _finite(cell)), None)
+            if bad is not None:
+                return (
+                    f"line {reader.line_num}, channel {names[bad]!r}: {row[bad]!r} is missing, "
+                    "NaN or infinite"
+                )
+    return None
+
+
+def _finite(cell: str) -> bool:
+    try:
+        return bool(np.isfinite(float(cell)))
+    except ValueError:  # empty, or one of pandas' NA spellings ('NA', 'N/A', ...)
+        return False
 
 
 def read_npy(path: Path) -> np.ndarray:
@@ -64,8 +111,8 @@ def check_finite(values: np.ndarray, path: Path) -> np.ndarray:
     return values
 
 
-def resize(values: np.ndarray, length: int, mode: str, path: Path) -> np.ndarray:
-    """Bring (C, T) to (C, length).
+def resize(values: np.ndarray, length: int, mode: str, path: Path | str) -> np.ndarray:
+    """Bring (C, T) to (C, length); ``path`` (a file, or file and line) names it in errors.
 
     ``resample``: linear interpolation over time (the whole recording, stretched or squeezed);
     ``crop``: centre crop, and an error when shorter; ``pad``: keep the start, crop the end when
@@ -89,8 +136,11 @@ def resize(values: np.ndarray, length: int, mode: str, path: Path) -> np.ndarray
     return np.pad(values, ((0, 0), (0, length - t)))
 
 
-def class_folders(root: Path, min_per_class: int, pattern: str) -> dict[str, list[Path]]:
-    """{class name: sorted files} for ``root/<class>/<file>``; empty or tiny classes are errors.
+def class_folders(
+    root: Path, min_per_class: int, pattern: str, min_classes: int = 2
+) -> dict[str, list[Path]]:
+    """{class name: sorted files} for ``root/<class>/<file>``; empty or tiny classes are errors,
+    and so are fewer than ``min_classes`` classes (a classifier needs two).
 
     Hidden entries (``.DS_Store``, editor swap files) are skipped.
     """
@@ -99,6 +149,11 @@ def class_folders(root: Path, min_per_class: int, pattern: str) -> dict[str, lis
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
         raise DataError(f"{root}: no class sub-folders (expected one folder per class)")
+    if len(folders) < min_classes:
+        raise DataError(
+            f"{root}: {len(folders)} class folder(s) {[p.name for p in folders]}; a classifier "
+            f"needs at least {min_classes} classes (one sub-folder per class)"
+        )
     classes = {}
     for folder in folders:
         files = sorted(
@@ -113,6 +168,25 @@ def class_folders(root: Path, min_per_class: int, pattern: str) -> dict[str, lis
             )
         classes[folder.name] = files
     return classes
+
+
+def check_same_classes(
+    where: Path, found: Collection[str], expected: Sequence[str], reference: str
+) -> None:
+    """Refuse a predefined partition (``where``) whose classes differ from the training ones.
+
+    Every class must be in every partition: a class without test recordings has no test score,
+    and one without training recordings cannot be learnt.
+    """
+    missing = [c for c in expected if c not in found]
+    if missing:
+        raise DataError(
+            f"{where}: no recordings of class(es) {missing}, which {reference} has; every class "
+            "needs recordings in every partition"
+        )
+    extra = sorted(set(found) - set(expected))
+    if extra:
+        raise DataError(f"{where}: class(es) {extra} are not in {reference}")
 
 
 def listing(files: list[Path]) -> list[tuple[str, int, int]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import shutil
 import tempfile
 import urllib.error
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from tqdm import tqdm
@@ -40,6 +41,7 @@ COMMIT = "86d59a1"
 # sha256 is set by default because GitHub does not promise byte-stable archives.
 ARCHIVE_URL = f"https://github.com/{REPOSITORY}/archive/{COMMIT}.zip"
 
+ChannelGroup = Literal["emg", "gyroscope", "acceleration", "orientation"]  # CHANNEL_GROUPS' keys
 CHANNEL_GROUPS: dict[str, list[str]] = {
     "emg": [f"emg_{i}" for i in range(1, 9)],
     "gyroscope": ["gyro_x", "gyro_y", "gyro_z"],
@@ -53,14 +55,14 @@ N_CLASSES = 26
 class LisDataset:
     """LIS recordings with the selected channel groups, ``length`` samples each.
 
-    ``root``: a local copy (the folder holding ``Dataset/``, or ``Dataset/`` itself); when None or
-    absent, the archive at ``url`` is downloaded once into the cache folder (checked against
-    ``sha256`` when given). Every published recording has 400 samples; a longer one keeps its
-    first ``length`` samples, a shorter one is an error naming the file.
+    ``root``: a local copy (the folder holding ``Dataset/``, or ``Dataset/`` itself), which must
+    exist; when None, the archive at ``url`` is downloaded once into the cache folder (checked
+    against ``sha256`` when given). Every published recording has 400 samples; a longer one keeps
+    its first ``length`` samples, a shorter one is an error naming the file.
     """
 
     root: str | None = None
-    channels: Sequence[str] = ("emg", "gyroscope", "acceleration", "orientation")
+    channels: Sequence[ChannelGroup] = ("emg", "gyroscope", "acceleration", "orientation")
     length: int = 400
     url: str = ARCHIVE_URL
     sha256: str | None = None
@@ -72,9 +74,14 @@ class LisDataset:
                 f"data.source.channels={list(self.channels)}: unknown or empty; "
                 f"choose from {list(CHANNEL_GROUPS)}"
             )
-
         if self.length < 1:
             raise DataError(f"data.source.length={self.length}: must be at least 1")
+        if self.sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise DataError(
+                f"data.source.sha256={self.sha256!r}: expected 64 lower-case hex digits, or null"
+            )
+        if self.root is not None:
+            check_root(self.root)
 
     def load(self, cache_dir: str | Path) -> Recordings:
         """Parse the JSON files once; later loads read the cached arrays."""
@@ -168,13 +175,23 @@ def _session(path: Path, timestamp: Any) -> str:
         ) from e
 
 
+def check_root(root: str) -> Path:
+    """An explicit local copy must exist: a typo must not silently download another copy."""
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        raise DataError(
+            f"data.source.root={root!r}: no such folder (conf/data/lis.yaml takes it from "
+            "SIGNDISTILL_LIS_ROOT); point it at the folder holding Dataset/, or set it to null "
+            "to download the dataset into the cache"
+        )
+    return base.resolve()
+
+
 def dataset_folder(root: str | None, cache_dir: Path, url: str, sha256: str | None) -> Path:
-    """The folder of class sub-folders: the local copy, or the downloaded archive's."""
-    if root is not None and Path(root).expanduser().is_dir():
-        base = Path(root).expanduser().resolve()
-        return base / "Dataset" if (base / "Dataset").is_dir() else base
+    """The folder of class sub-folders: the local copy, or (root None) the downloaded archive's."""
     if root is not None:
-        log.warning("data.source.root=%s does not exist: using the downloaded copy", root)
+        base = check_root(root)
+        return base / "Dataset" if (base / "Dataset").is_dir() else base
     # One folder per archive URL, so pointing ``url`` at another version never reuses a stale copy.
     target = cache_dir.resolve() / f"lis-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
     if not target.is_dir():

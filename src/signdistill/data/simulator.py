@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from signdistill.data.cache import cached
-from signdistill.data.recordings import Recordings
+from signdistill.data.recordings import DataError, Recordings
 
 AXES = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 N_BUMPS = 3
@@ -60,16 +60,23 @@ class IslSimulator:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name, minimum in (("n_signs", 2), ("n_subjects", 1), ("n_repetitions", 1)):
+        """Refuse impossible knobs, naming the config key (``data.source.<knob>``)."""
+        for name, minimum in (
+            ("n_signs", 2),
+            ("n_subjects", 1),
+            ("n_repetitions", 1),
+            ("n_sensors", 1),
+        ):
             if getattr(self, name) < minimum:
-                raise ValueError(f"IslSimulator.{name}={getattr(self, name)}: must be >= {minimum}")
-        if self.n_sensors < 1:
-            raise ValueError(f"IslSimulator.n_sensors={self.n_sensors}: must be >= 1")
+                raise DataError(f"data.source.{name}={getattr(self, name)}: must be >= {minimum}")
         for name in ("duration_s", "imu_rate_hz", "emg_rate_hz", "emg_window_s"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"IslSimulator.{name}={getattr(self, name)}: must be > 0")
+                raise DataError(f"data.source.{name}={getattr(self, name)}: must be > 0")
         if not 1 <= self.n_families <= self.n_signs:
-            raise ValueError(f"IslSimulator.n_families={self.n_families}: must be in 1..n_signs")
+            raise DataError(
+                f"data.source.n_families={self.n_families}: must be in 1..data.source.n_signs "
+                f"({self.n_signs})"
+            )
         for name in (
             "sign_separation",
             "noise",
@@ -78,7 +85,7 @@ class IslSimulator:
             "time_warp",
         ):
             if getattr(self, name) < 0:
-                raise ValueError(f"IslSimulator.{name}={getattr(self, name)}: must be >= 0")
+                raise DataError(f"data.source.{name}={getattr(self, name)}: must be >= 0")
 
     @property
     def length(self) -> int:

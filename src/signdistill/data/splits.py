@@ -1,13 +1,18 @@
-"""Train/validation/test splits: stratified random, k-fold, or leave-groups-out (subjects)."""
+"""Train/validation/test splits: stratified random, k-fold, leave-groups-out (subjects), or the
+source's own predefined partitions."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from signdistill.data.recordings import DataError
+
+SplitHow = Literal["stratified", "subject", "predefined"]
+SPLITS: tuple[str, ...] = get_args(SplitHow)
 
 
 @dataclass(frozen=True)
@@ -19,6 +24,33 @@ class Split:
     test: np.ndarray
 
 
+def check_split_settings(
+    how: str, fold: int | None, n_folds: int, val_fraction: float, test_fraction: float
+) -> None:
+    """Refuse split settings that no data could satisfy, naming the ``data.`` key.
+
+    Cheap and data-free, so the DataModule runs it when it is constructed (before any loading).
+    """
+    if how not in SPLITS:
+        raise DataError(f"data.split={how!r}: expected one of {SPLITS}")
+    if n_folds < 2:
+        raise DataError(f"data.n_folds={n_folds}: must be >= 2")
+    if fold is not None and how == "predefined":
+        raise DataError(
+            f"data.fold={fold}: data.split=predefined has one fixed test set; set data.fold=null "
+            "(data.split_seed varies the validation draw)"
+        )
+    if fold is not None and not 0 <= fold < n_folds:
+        raise DataError(f"data.fold={fold}: must be in 0..{n_folds - 1} (data.n_folds={n_folds})")
+    if not 0 < val_fraction < 1:
+        raise DataError(f"data.val_fraction={val_fraction}: must be in (0, 1)")
+    if how != "predefined" and not (0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise DataError(
+            f"data.test_fraction={test_fraction}: must be in (0, 1) and leave room for training "
+            f"(data.val_fraction={val_fraction})"
+        )
+
+
 def split_indices(
     y: np.ndarray,
     groups: np.ndarray,
@@ -28,6 +60,7 @@ def split_indices(
     n_folds: int = 5,
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
+    partition: np.ndarray | None = None,
 ) -> Split:
     """Split recordings for one run.
 
@@ -35,18 +68,14 @@ def split_indices(
     LIS paper) drawn from ``seed``. With ``fold=k``: the test set is fold k of a seeded stratified
     ``n_folds``-fold partition, validation a stratified draw from the rest. ``subject``: whole
     groups are held out (test, then validation), rotated by ``fold``, so no group is in two splits.
+    ``predefined``: the source's ``partition`` (train/val/test per recording); without a ``val``
+    partition, validation is a stratified ``val_fraction`` draw from the training partition only.
     """
-    if not 0 < test_fraction < 1 or not 0 < val_fraction < 1 or val_fraction + test_fraction >= 1:
-        raise DataError(
-            f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be in "
-            "(0, 1) and leave room for training"
-        )
-    if fold is not None and not 0 <= fold < n_folds:
-        raise DataError(f"data.fold={fold} must be in 0..{n_folds - 1} (data.n_folds={n_folds})")
+    check_split_settings(how, fold, n_folds, val_fraction, test_fraction)
+    if how == "predefined":
+        return _predefined_split(y, partition, seed, val_fraction)
     if how == "subject":
         return _group_split(groups, seed, fold or 0, val_fraction, test_fraction)
-    if how != "stratified":
-        raise DataError(f"data.split={how!r}: expected 'stratified' or 'subject'")
     _check_class_sizes(y, n_folds if fold is not None else 3)
     idx = np.arange(len(y))
     try:
@@ -66,6 +95,30 @@ def split_indices(
     except ValueError as e:  # sklearn's message says which constraint failed
         raise DataError(f"cannot split {len(y)} recordings: {e}") from e
     return Split(np.sort(train), np.sort(val), np.sort(test))
+
+
+def _predefined_split(
+    y: np.ndarray, partition: np.ndarray | None, seed: int, val_fraction: float
+) -> Split:
+    if partition is None:
+        raise DataError(
+            "data.split=predefined: this source has no predefined train/test partitions (use "
+            "data=ts, or data=folder with data.source.layout=splits; or another data.split)"
+        )
+    idx = np.arange(len(y))
+    train, val, test = (idx[partition == part] for part in ("train", "val", "test"))
+    if not val.size:
+        try:
+            train, val = train_test_split(
+                train, test_size=val_fraction, stratify=y[train], random_state=seed
+            )
+        except ValueError as e:
+            raise DataError(
+                f"data.val_fraction={val_fraction}: cannot draw a stratified validation set from "
+                f"the {len(train)} training recordings ({e}); add a val/ partition, or more "
+                "training recordings per class"
+            ) from e
+    return Split(np.sort(train), np.sort(val), test)
 
 
 def _check_class_sizes(y: np.ndarray, minimum: int) -> None:
