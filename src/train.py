@@ -1,18 +1,30 @@
-"""Entry point: `python src/train.py [overrides]` trains one model; `-m` runs a sweep."""
+"""Entry point: `python src/train.py [overrides]` trains one model; `-m` runs a sweep.
+
+`--debug` shows the full traceback of any error (as does HYDRA_FULL_ERROR=1).
+"""
 
 from __future__ import annotations
 
+import sys
+
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from signdistill.cli import debug_requested, guarded, usage_exit_code
 from signdistill.pipeline import run
+
+DEBUG = debug_requested(sys.argv)
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> dict:
     """Hydra task: returns the run's summary metrics (the sweeper reads its objectives here)."""
-    return run(cfg)
+    sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
+    return guarded(lambda: run(cfg), DEBUG, one_of_many=sweeping)
 
 
 if __name__ == "__main__":
-    main()
+    with usage_exit_code():
+        main()

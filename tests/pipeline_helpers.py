@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import mlflow
@@ -40,3 +41,39 @@ def runs(root: Path) -> pd.DataFrame:
     """Every MLflow run logged under ``root``."""
     mlflow.set_tracking_uri(f"sqlite:///{root}/mlruns/mlflow.db")
     return mlflow.search_runs(experiment_names=["signdistill"])
+
+
+ROOT = CONF.parent
+# The default simulator, shrunk: a whole run takes seconds.
+TINY_SIM = [
+    "data.source.n_signs=4",
+    "data.source.n_subjects=3",
+    "data.source.n_repetitions=5",
+    "data.source.n_sensors=1",
+    "data.source.n_families=2",
+    "data.source.duration_s=0.5",
+    "train.max_epochs=2",
+    "teacher.train.max_epochs=2",
+    "teacher.model.conv1=4",
+    "teacher.model.conv2=4",
+    "teacher.model.hidden=8",
+    "model.hidden=8",
+    "logger.log_model=false",
+    "export.latency_runs=2",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def train_command(root: Path, *overrides: str, script: str = "train.py") -> list[str]:
+    """``python src/<script>`` rooted (MLflow, cache, teachers) at ``root``, tiny: with the tiny
+    simulator unless the overrides choose other data."""
+    other_data = any(o.startswith("data=") for o in overrides)
+    tiny = [o for o in TINY_SIM if not (other_data and o.startswith("data.source."))]
+    return [
+        sys.executable,
+        str(ROOT / "src" / script),
+        f"paths.root={root}",
+        f"hydra.run.dir={root}/outputs",
+        *tiny,
+        *overrides,
+    ]

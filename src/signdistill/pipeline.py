@@ -16,10 +16,9 @@ from typing import Any
 import lightning as L
 import mlflow
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig
 
-from signdistill import build, export, recover, teachers, tracking
+from signdistill import build, export, phases, recover, teachers, tracking
 from signdistill.checkpoints import save_model
 from signdistill.config import ConfigError, validate
 from signdistill.data.datamodule import SignDataModule
@@ -35,6 +34,7 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Train what ``cfg`` asks for; returns its summary metrics and ``mlflow_run_id``."""
     validate(cfg)
+    phases.reached("data")
     ctx = context(cfg)
     if cfg.prune.amount > 0:
         result = recover.prune_and_recover(ctx, train_job)
@@ -99,9 +99,11 @@ def train_job(ctx: Context, job: Job) -> Trained:
             ctx.dm,
             cfg.trainer,
             tmp,
-            MLFlowLogger(run_id=run_id, tracking_uri=settings.tracking_uri),
+            tracking.RunLogger(run_id=run_id, tracking_uri=settings.tracking_uri),
         )
+        phases.reached("evaluate")
         metrics = evaluate(module, ctx.dm, cfg.trainer) | _teacher_metrics(job) | dict(job.metrics)
+        phases.reached("export")
         metrics |= _save_and_measure(ctx, job, module.model, metrics, tmp, run_id)
         # after every per-epoch point, so the runs table shows these summary values
         mlflow.log_metrics(metrics, step=last_step + 1)

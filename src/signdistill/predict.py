@@ -10,6 +10,7 @@ Recordings: a LIS JSON file, a CSV with a header naming the channels, or a (chan
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,26 +19,48 @@ from typing import Any
 
 import numpy as np
 import torch
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
 from signdistill import export
-from signdistill.checkpoints import load_model
+from signdistill.checkpoints import ModelFileError, load_model
+from signdistill.cli import debug_requested, guarded
 from signdistill.data import lis
 from signdistill.data.folder import read_recording as read_table
 from signdistill.data.io import resize
 from signdistill.data.recordings import DataError
 
+# What ONNX Runtime raises for a file that is not a usable model (plain Exceptions).
+ORT_ERRORS = (
+    ort_errors.Fail,
+    ort_errors.InvalidArgument,
+    ort_errors.InvalidGraph,
+    ort_errors.InvalidProtobuf,
+    ort_errors.NoSuchFile,
+)
 
-def resolve_model(ref: str) -> Path:
-    """A local model file for ``ref`` (a path, or ``runs:/<id>[/...]`` on the tracking server)."""
-    if ref.startswith("runs:/"):
-        import mlflow
+# The project's own store (conf/logger/mlflow.yaml), unless MLFLOW_TRACKING_URI says otherwise.
+DEFAULT_TRACKING_URI = f"sqlite:///{Path(__file__).resolve().parents[2] / 'mlruns' / 'mlflow.db'}"
 
-        run_id = ref.removeprefix("runs:/").split("/")[0]
-        return Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model.pt"))
-    path = Path(ref)
-    if not path.is_file():
-        raise DataError(f"{path}: no such model file")
-    return path
+
+def resolve_model(ref: str, tracking_uri: str) -> Path:
+    """A local model file for ``ref``: a path, or ``runs:/<id>`` whose ``model.pt`` is fetched
+    from the tracking store at ``tracking_uri``."""
+    if not ref.startswith("runs:/"):
+        return Path(ref)
+    import mlflow
+
+    run_id = ref.removeprefix("runs:/").split("/")[0]
+    try:
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                f"runs:/{run_id}/model.pt", tracking_uri=tracking_uri
+            )
+        )
+    except mlflow.exceptions.MlflowException as e:
+        reason = str(e).strip().splitlines()[0]
+        raise ModelFileError(
+            f"{ref}: no model.pt of that run in {tracking_uri} ({reason})"
+        ) from None
 
 
 def read_input(path: Path, channels: list[str]) -> np.ndarray:
@@ -76,12 +99,11 @@ class Predictor:
     meta: dict[str, Any]
 
 
-def load_predictor(ref: str) -> Predictor:
+def load_predictor(ref: str, tracking_uri: str = DEFAULT_TRACKING_URI) -> Predictor:
     """A PyTorch (``model.pt``) or ONNX Runtime (``.onnx``) predictor for ``ref``."""
-    path = resolve_model(ref)
+    path = resolve_model(ref, tracking_uri)
     if path.suffix == ".onnx":
-        sess = export.session(path)
-        return Predictor(lambda x: sess.run(None, {"x": x})[0], export.read_metadata(path))
+        return _onnx_predictor(path)
     model, meta = load_model(path)
     meta = {"min_length": model.arch.min_length(), **meta}
 
@@ -90,6 +112,18 @@ def load_predictor(ref: str) -> Predictor:
             return model(torch.from_numpy(x)).numpy()
 
     return Predictor(logits, meta)
+
+
+def _onnx_predictor(path: Path) -> Predictor:
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    try:
+        sess = export.session(path)
+        meta = export.read_metadata(path)
+    except (*ORT_ERRORS, KeyError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelFileError(f"{path}: not a signdistill ONNX model ({reason})") from None
+    return Predictor(lambda x: sess.run(None, {"x": x})[0], meta)
 
 
 def predict(predictor: Predictor, values: np.ndarray, path: Path) -> np.ndarray:
@@ -104,20 +138,38 @@ def predict(predictor: Predictor, values: np.ndarray, path: Path) -> np.ndarray:
     return e / e.sum()
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be >= 1")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = debug_requested(argv)
     parser = argparse.ArgumentParser(description="Top-k signs for one recording.")
     parser.add_argument("model", help="model.pt or model[.int8].onnx of a run, or runs:/<run_id>")
     parser.add_argument("recording", type=Path, help="LIS .json, .csv with header, or .npy")
-    parser.add_argument("-k", "--top-k", type=int, default=5)
+    parser.add_argument("-k", "--top-k", type=positive_int, default=5)
+    parser.add_argument(
+        "--tracking-uri",
+        default=os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI),
+        help="where runs:/ models are found (default: the project's mlruns/mlflow.db)",
+    )
     args = parser.parse_args(argv)
     try:
-        predictor = load_predictor(args.model)
-        meta = predictor.meta
-        values = read_input(args.recording, list(meta["channels"]))
-        probs = predict(predictor, values, args.recording)
-    except (DataError, OSError, KeyError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        guarded(lambda: _print_top_k(args), debug)
+    except SystemExit as e:  # a one-line error (2) or a signal (130, 143)
+        return int(e.code or 0)
+    return 0
+
+
+def _print_top_k(args: argparse.Namespace) -> None:
+    predictor = load_predictor(args.model, args.tracking_uri)
+    meta = predictor.meta
+    values = read_input(args.recording, list(meta["channels"]))
+    probs = predict(predictor, values, args.recording)
     for i in np.argsort(probs)[::-1][: args.top_k]:
         print(f"{meta['classes'][i]}\t{probs[i]:.3f}")
-    return 0

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from pydantic import Field, NonNegativeInt
 from torch import nn
 
-from signdistill.checkpoints import load_model
+from signdistill.checkpoints import ModelFileError, load_model
 from signdistill.data.cache import cache_key
 from signdistill.data.recordings import DataError
 from signdistill.fit import accuracy
@@ -65,7 +65,7 @@ def obtain(ctx: Context, job: Job, train_job: TrainJob, retrain: bool = False) -
     with FileLock(str(store / f"{key}.lock")):
         if path.exists() and not retrain:
             log.info("Using the stored teacher %s", path)
-            return load_teacher(path, ctx, str(path))
+            return stored_teacher(path, ctx)
         if not retrain:
             log.warning(
                 "No teacher fits this data, split and teacher config yet: training one first "
@@ -98,11 +98,22 @@ def side_job(settings: TeacherSettings, seed: int) -> Job:
     return Job(model=settings.model, train=settings.train, seed=seed, kind="teacher", own=False)
 
 
+def stored_teacher(path: Path, ctx: Context) -> Trained:
+    """A teacher from the store; a damaged one is reported with what to do about it."""
+    try:
+        return load_teacher(path, ctx, "stored teacher")
+    except ModelFileError as e:
+        raise ModelFileError(
+            f"{e}. Delete its folder to train it again: rm -r {path.parent}"
+        ) from None
+
+
 def load_teacher(path: Path, ctx: Context, where: str) -> Trained:
     """A teacher file, refused unless it was trained on this data's classes and channels."""
-    if not path.exists():
-        raise DataError(f"{where}={path}: no such file")
-    model, meta = load_model(path)
+    try:
+        model, meta = load_model(path)
+    except ModelFileError as e:
+        raise ModelFileError(f"{where}: {e}") from None
     check_fits(meta, ctx.dm.classes, ctx.dm.channels, f"{where}={path}")
     return Trained(meta["run_id"], model, meta["metrics"])
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -17,12 +19,27 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import requests
 import torch
 from filelock import FileLock
+from lightning.pytorch.loggers import MLFlowLogger
 from mlflow.entities import RunStatus
 from omegaconf import DictConfig, OmegaConf
 
+from signdistill.config import ConfigError
+
 log = logging.getLogger(__name__)
+
+HOST_TAG = "signdistill.host"
+PID_TAG = "signdistill.pid"
+
+
+class RunLogger(MLFlowLogger):
+    """Lightning's MLflow logger on a run that :func:`run` owns: it does not end the run when
+    training ends (Lightning would mark it FINISHED before its test metrics and files exist)."""
+
+    def finalize(self, status: str = "success") -> None:
+        """Leave the run's status to :func:`run`."""
 
 
 @dataclass(frozen=True)
@@ -66,23 +83,74 @@ def record(
 
 
 def configure(tracking_uri: str, experiment_name: str, artifact_root: str | None) -> str:
-    """Point MLflow at ``tracking_uri`` and return the experiment id (created on first use).
+    """Point MLflow at ``tracking_uri`` and return the experiment id (created on first use);
+    runs of this machine's dead processes left RUNNING there are marked FAILED first.
 
     A local SQLite store gets its folder created, and its artifacts a folder under ``mlruns/``:
     MLflow 3 no longer accepts the plain folder store, and its default artifact root would be the
-    current directory.
+    current directory. A server is asked whether it answers before anything else (MLflow itself
+    would retry for minutes).
     """
+    check_reachable(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     with _creation_lock(tracking_uri):
         client = mlflow.MlflowClient()
         exp = client.get_experiment_by_name(experiment_name)
-        if exp is not None:
-            return exp.experiment_id
-        location = Path(artifact_root).resolve().as_uri() if artifact_root else None
-        try:
-            return client.create_experiment(experiment_name, artifact_location=location)
-        except mlflow.exceptions.MlflowException:  # another worker created it meanwhile
-            return client.get_experiment_by_name(experiment_name).experiment_id
+        if exp is None:
+            location = Path(artifact_root).resolve().as_uri() if artifact_root else None
+            # another worker may have created it meanwhile
+            with contextlib.suppress(mlflow.exceptions.MlflowException):
+                client.create_experiment(experiment_name, artifact_location=location)
+            exp = client.get_experiment_by_name(experiment_name)
+    fail_stale_runs(client, exp.experiment_id)
+    return exp.experiment_id
+
+
+def check_reachable(tracking_uri: str, timeout_s: float = 5.0) -> None:
+    """Refuse an ``http(s)://`` tracking URI where no MLflow server answers within the timeout."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    try:
+        requests.get(f"{tracking_uri.rstrip('/')}/health", timeout=timeout_s).raise_for_status()
+    except requests.RequestException as e:
+        raise ConfigError(
+            f"logger.tracking_uri={tracking_uri}: no MLflow tracking server answers there "
+            f"({type(e).__name__}). Start one (mlflow server ...), or log locally with "
+            "logger.tracking_uri=sqlite:///mlruns/mlflow.db"
+        ) from None
+
+
+def fail_stale_runs(client: mlflow.MlflowClient, experiment_id: str) -> list[str]:
+    """Mark FAILED the RUNNING runs whose process on this machine is gone (killed with SIGKILL,
+    or the machine went down); returns their ids. Runs of other machines are left alone."""
+    running = client.search_runs(
+        [experiment_id],
+        f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{socket.gethostname()}'",
+    )
+    stale = [r for r in running if _process_gone(r)]
+    for r in stale:
+        pid = r.data.tags[PID_TAG]
+        client.set_tag(r.info.run_id, "signdistill.error", f"process {pid} ended without a status")
+        client.set_terminated(r.info.run_id, RunStatus.to_string(RunStatus.FAILED))
+        log.warning("run %s: its process %s is gone; marked FAILED", r.info.run_id, pid)
+    return [r.info.run_id for r in stale]
+
+
+def _process_gone(run: mlflow.entities.Run) -> bool:
+    """True if the run's process no longer exists, or its pid now belongs to a later process."""
+    pid = int(run.data.tags.get(PID_TAG, "0"))
+    if pid <= 0:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        lines = Path("/proc/stat").read_text().splitlines()
+        boot = next(int(line.split()[1]) for line in lines if line.startswith("btime"))
+    except FileNotFoundError:
+        return True
+    except OSError:  # no /proc: a live pid is all we can know
+        return False
+    started = boot + int(stat.rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+    return started > run.info.start_time / 1000 + 1
 
 
 def ensure_sqlite_folder(url: str) -> None:
@@ -108,11 +176,15 @@ def run(
     tags: Mapping[str, str],
     parent_run_id: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
-    """An MLflow run that ends FINISHED, FAILED on an error or KILLED on Ctrl-C; never RUNNING."""
+    """An MLflow run that ends FINISHED, FAILED on an error or KILLED on Ctrl-C or SIGTERM.
+
+    Tagged with this machine and process, so that a run whose process is killed outright (SIGKILL)
+    is marked FAILED by the next :func:`configure` instead of staying RUNNING.
+    """
     active = mlflow.start_run(
         experiment_id=experiment_id,
         run_name=run_name,
-        tags=dict(tags),
+        tags={**tags, HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
         parent_run_id=parent_run_id,
     )
     try:

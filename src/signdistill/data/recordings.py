@@ -9,8 +9,10 @@ from typing import Literal, get_args
 
 import numpy as np
 
+from signdistill.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError, ValueError):
     """Bad input data; the message names the file (or source) and the problem."""
 
 

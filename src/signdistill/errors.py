@@ -1,0 +1,12 @@
+"""The errors a user can act on: a bad config value, data file, or model file.
+
+Entry points print them as one line naming the key or file (no traceback) and exit with code 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem with the user's input; the message names the key or file and, where it can, the
+    fix."""
