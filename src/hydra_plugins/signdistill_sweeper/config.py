@@ -100,7 +100,8 @@ class OptunaSweeperConf:
 
     The keys of Hydra's official Optuna sweeper mean the same here (``sampler``, ``direction``,
     ``storage``, ``study_name``, ``n_trials``, ``n_jobs``, ``max_failure_rate``, ``params``,
-    ``custom_search_space``); the others are this project's additions.
+    ``custom_search_space``), some with this project's defaults (a SQLite ``storage``, a
+    ``study_name``, one job per round, no ``max_failure_rate``); the others are its additions.
     """
 
     _target_: str = "hydra_plugins.signdistill_sweeper.sweeper.OptunaSweeper"
