@@ -1,8 +1,9 @@
-"""The in-project Optuna sweeper: discovery, search spaces, Pareto tags, sweeps that resume.
+"""The in-project Optuna sweeper: discovery, search spaces, the task contract, resumable sweeps.
 
 The fast sweep tests run ``tests/sweeper_app/app.py`` (instant closed-form metrics, MLflow runs
 logged like the real pipeline's) from a temporary folder; the ``slow`` ones run the real
-``src/train.py`` on tiny data.
+``src/train.py`` on tiny data. ``tests/test_optuna_examples.py`` runs the official plugin's
+examples.
 """
 
 from __future__ import annotations
@@ -22,31 +23,40 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages import RetryFailedTrialCallback
 from optuna.trial import TrialState
 
-from hydra_plugins.signdistill_sweeper.space import distribution, override_value, search_space
+from hydra_plugins.signdistill_sweeper._impl import PRUNING_TARGET, directions, sampler
+from hydra_plugins.signdistill_sweeper._results import objective_values
+from hydra_plugins.signdistill_sweeper._space import SearchSpace, distribution, override_value
+from hydra_plugins.signdistill_sweeper.config import SAMPLERS
 from hydra_plugins.signdistill_sweeper.sweeper import OptunaSweeper
 from signdistill.pareto import pareto_mask, redact_url
 
 from sweep_helpers import ROOT, child_runs, study, sweep
 
-APP = Path(__file__).resolve().parent / "sweeper_app" / "app.py"
-SRC = Path(__file__).resolve().parents[1] / "src"
+TESTS = Path(__file__).resolve().parent
+APP = TESTS / "sweeper_app" / "app.py"
+PLAIN_APP = TESTS / "plain_app" / "app.py"
+SRC = ROOT / "src"
 SINGLE = [  # the dummy app's sweep as a single-objective study
     "hydra.sweeper.study_name=single",
     "hydra.sweeper.objectives=[val_acc]",
     "hydra.sweeper.directions=[maximize]",
 ]
+NEVER_PRUNE = "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:0.0}"
 
 
 def test_plugin_is_discovered_and_registered():
     # Hydra imports plugin modules itself while scanning: compare by name, not identity
     names = {f"{c.__module__}.{c.__name__}" for c in Plugins.instance().discover(Sweeper)}
     assert f"{OptunaSweeper.__module__}.{OptunaSweeper.__name__}" in names
-    assert "signdistill_optuna.yaml" in ConfigStore.instance().list("hydra/sweeper")
+    store = ConfigStore.instance()
+    assert "signdistill_optuna.yaml" in store.list("hydra/sweeper")
+    presets = {"tpe", "random", "cmaes", "nsgaii", "qmc", "grid"}
+    assert {f"{name}.yaml" for name in presets} <= set(store.list("hydra/sweeper/sampler"))
 
 
 @pytest.mark.parametrize(
@@ -55,7 +65,9 @@ def test_plugin_is_discovered_and_registered():
         ("x=interval(0.5, 4.0)", FloatDistribution(0.5, 4.0)),
         ("x=tag(log, interval(0.001, 0.1))", FloatDistribution(0.001, 0.1, log=True)),
         ("x=int(interval(1, 9))", IntDistribution(1, 9)),
-        ("x=int(range(2, 10, 2))", IntDistribution(2, 8, step=2)),
+        ("x=tag(log, int(interval(1, 5)))", IntDistribution(1, 5, log=True)),
+        ("x=int(range(2, 10, 2))", IntDistribution(2, 8, step=2)),  # Hydra's range: 10 excluded
+        ("x=range(0, 10, 3)", IntDistribution(0, 9, step=3)),  # its last value, 9, included
         ("x=range(0.0, 1.0, 0.25)", FloatDistribution(0.0, 0.75, step=0.25)),
         ("x=choice(a, b, 3)", CategoricalDistribution(["a", "b", 3])),
     ],
@@ -65,9 +77,24 @@ def test_override_grammar_becomes_optuna_distributions(line, expected):
     assert distribution(override) == expected
 
 
-def test_command_line_sweeps_join_the_space_and_the_rest_is_fixed():
-    space, fixed = search_space({"a": "interval(0, 1)"}, ["b=choice(1, 2)", "c=3", "+d=x"])
-    assert set(space) == {"a", "b"} and fixed == ["c=3", "+d=x"]
+def test_a_command_line_value_fixes_a_swept_key_and_a_command_line_sweep_replaces_its_range():
+    space = SearchSpace.parse(
+        {"a": "interval(0, 1)", "b": "choice(1, 2)", "c": "4"},
+        ["b=3", "a=interval(0.5, 1)", "++d=x", "e=choice(p, q)"],
+    )
+    assert space.distributions() == {
+        "a": FloatDistribution(0.5, 1.0),
+        "e": CategoricalDistribution(["p", "q"]),
+    }
+    assert space.fixed_lines() == ["c=4", "b=3", "++d=x"]
+    assert space.fixed_values() == {"c": "4", "b": "3", "++d": "x"}
+
+
+def test_a_grid_takes_hydras_own_values_and_no_interval():
+    space = SearchSpace.parse({"x": "choice(-1, 1)", "y": "range(-1.0, 1.0, step=1)"}, [])
+    assert space.grid() == {"x": [-1, 1], "y": [-1.0, 0.0]}
+    with pytest.raises(ValueError, match="interval"):
+        SearchSpace.parse({"x": "interval(0, 1)"}, []).grid()
 
 
 @pytest.mark.parametrize(
@@ -80,11 +107,99 @@ def test_command_line_sweeps_join_the_space_and_the_rest_is_fixed():
         0.25,
         {"_target_": "optuna.pruners.PatientPruner", "patience": 2, "wrapped_pruner": None},
         {"_target_": "optuna.pruners.MedianPruner", "n_min_trials": 1, "extra": [1, "a", 2.5]},
+        {"optuna.trial_number": "3", "optuna.study_name": "a study"},  # dotted keys: run tags
     ],
 )
 def test_values_written_as_overrides_parse_back_unchanged(value):
     override = OverridesParser.create().parse_overrides([f"k={override_value(value)}"])[0]
     assert override.value() == value
+
+
+@pytest.mark.parametrize(
+    ("returned", "objectives", "n", "expected"),
+    [
+        (0.5, None, 1, [0.5]),  # a float: one objective
+        (3, None, 1, [3.0]),
+        ((1.0, 2), None, 2, [1.0, 2.0]),  # a tuple or list: one value per direction, in order
+        ([4.0, 5.0], None, 2, [4.0, 5.0]),
+        ({"val_acc": 0.9, "size": 10, "run": "x"}, ["size", "val_acc"], 2, [10.0, 0.9]),
+    ],
+)
+def test_tasks_may_return_a_float_a_sequence_or_named_metrics(returned, objectives, n, expected):
+    assert objective_values(returned, objectives, n) == expected
+
+
+@pytest.mark.parametrize(
+    ("returned", "objectives", "n", "message"),
+    [
+        (None, None, 1, "returned None; with 1 direction"),
+        ("0.5x", None, 1, "takes a float"),
+        ((1.0, 2.0), None, 1, "takes a float"),
+        ([1.0], None, 2, "a list or tuple of 2 floats"),
+        ({"val_acc": 0.9}, None, 1, "hydra.sweeper.objectives"),
+        ({"val_acc": 0.9}, ["val_acc", "size"], 2, "returned no ['size']"),
+    ],
+)
+def test_other_returns_are_refused_with_what_was_expected(returned, objectives, n, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        objective_values(returned, objectives, n)
+
+
+@pytest.mark.parametrize(
+    ("direction", "directions_", "expected"),
+    [
+        (None, None, ["minimize"]),  # the official plugin's default
+        ("maximize", None, ["maximize"]),
+        (["minimize", "maximize"], None, ["minimize", "maximize"]),
+        (None, ["maximize", "minimize"], ["maximize", "minimize"]),
+        ("maximize", ["maximize"], ["maximize"]),
+    ],
+)
+def test_direction_is_a_string_or_a_list_beside_directions(direction, directions_, expected):
+    settings = OmegaConf.create({"direction": direction, "directions": directions_})
+    assert directions(settings) == expected
+
+
+def test_direction_and_directions_must_agree():
+    settings = OmegaConf.create({"direction": "minimize", "directions": ["maximize"]})
+    with pytest.raises(ValueError, match="disagree"):
+        directions(settings)
+
+
+def _compose_sweeper(*overrides: str) -> DictConfig:
+    """The sweeper's settings as the dummy app composes them."""
+    with initialize_config_dir(str(APP.parent / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    return cfg.hydra.sweeper
+
+
+@pytest.mark.filterwarnings("error")  # presets pass no argument Optuna 5 deprecates
+@pytest.mark.parametrize(
+    "preset",
+    [
+        pytest.param(name, marks=pytest.mark.filterwarnings("ignore:QMCSampler is experimental"))
+        if name == "qmc"  # Optuna's own word on QMC, said however it is built
+        else name
+        for name in sorted(SAMPLERS)
+    ],
+)
+def test_every_sampler_preset_is_seeded_by_sampler_seed(preset):
+    settings = _compose_sweeper(f"hydra/sweeper/sampler={preset}", "hydra.sweeper.sampler.seed=7")
+    assert settings.sampler.seed == 7
+    space = SearchSpace.parse({"x": "range(0, 8)", "y": "range(0.0, 1.0, step=0.25)"}, [])
+
+    def points() -> list[dict]:
+        s = optuna.create_study(sampler=sampler(settings.sampler, 0, space))
+        asked = [s.ask(space.distributions()) for _ in range(6)]
+        for trial in asked:
+            s.tell(trial, trial.params["x"] + trial.params["y"])
+        return [t.params for t in asked]
+
+    first = points()
+    built = sampler(settings.sampler, 0, space)
+    assert f"optuna.samplers.{type(built).__name__}" == SAMPLERS[preset]._target_
+    assert points() == first  # the seed reached the sampler
+    assert len({tuple(p.values()) for p in first}) > 1
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "sweeps").glob("*.yaml")))
@@ -97,9 +212,11 @@ def test_every_sweep_file_composes_and_its_settings_resolve_before_any_job(name)
     OmegaConf.resolve(settings)
     assert settings._target_ == f"{OptunaSweeper.__module__}.{OptunaSweeper.__name__}"
     assert settings.storage == f"sqlite:///{cfg.hydra.runtime.cwd}/mlruns/optuna.db"
-    space, fixed = search_space(OmegaConf.to_container(settings.params), [])
-    assert space and not fixed
-    assert len(settings.objectives) == len(settings.directions)
+    space = SearchSpace.parse(OmegaConf.to_container(settings.params), [])
+    assert space.distributions() and not space.fixed
+    assert len(settings.objectives) == len(directions(settings))
+    assert sampler(settings.sampler, 0, space) is not None
+    # the search-path plugin gave this app, and only this one (see the plain app), sweeps/
 
 
 def test_pareto_mask_tags_exactly_the_non_dominated_pairs():
@@ -121,6 +238,27 @@ def test_storage_password_is_redacted():
         "postgresql://bob:***@127.0.0.1:5432/optuna"
     )
     assert redact_url("sqlite:///mlruns/optuna.db") == "sqlite:///mlruns/optuna.db"
+
+
+def _run_plain_app(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(PLAIN_APP), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+
+def test_an_unrelated_hydra_app_starts_without_mlflow_and_without_the_projects_configs(tmp_path):
+    # The project's editable install puts its plugins on every app's path, as here.
+    plugins = _run_plain_app("--info", "plugins").stdout
+    assert "OptunaSweeper" in plugins and "SweepsSearchPath" in plugins  # scanned
+    run = _run_plain_app(f"hydra.run.dir={tmp_path}")
+    assert "imported: []" in run.stdout  # no mlflow, optuna, torch or signdistill at scan time
+    searchpath = _run_plain_app("--info", "searchpath").stdout.splitlines()
+    providers = {line.split("|")[1].strip() for line in searchpath if line.startswith("| ")}
+    assert providers == {"Provider", "hydra", "main", "schema"}  # the project's app: see below
 
 
 @pytest.mark.slow
@@ -192,6 +330,14 @@ def test_compression_sweep_mixes_students_and_pruned_teachers(tmp_path):
         assert 0 <= t.values[0] <= 1 and t.values[1] > 0
 
 
+@pytest.mark.slow
+def test_pruned_sweep_gives_the_pipeline_optunas_lightning_callback(tmp_path):
+    result = sweep(tmp_path, "hydra.sweeper.n_trials=2", name="student_accuracy")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = study(tmp_path, name="student_accuracy_isl_sim").trials
+    assert all(t.intermediate_values for t in trials)  # val_acc reported per epoch
+
+
 @pytest.fixture(scope="session")
 def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An MLflow database with its tables: creating them takes seconds, copying them does not."""
@@ -228,6 +374,16 @@ def app_sweep(root: Path, *overrides: str) -> subprocess.CompletedProcess:
     )
 
 
+def job_configs(root: Path) -> list[DictConfig]:
+    """The composed task config of every job of the sweeps run in ``root``, in job order."""
+    files = (root / "multirun").glob("*/*/.hydra/config.yaml")
+    # multirun/<sweep: time of day>/<job: its number>/.hydra/config.yaml
+    return [
+        OmegaConf.load(f)
+        for f in sorted(files, key=lambda f: (f.parents[2].name, f.parents[1].name.zfill(9)))
+    ]
+
+
 def test_dummy_sweep_logs_trials_as_child_runs_and_resumes(root):
     first = app_sweep(root)  # n_trials=3 in the app's config
     assert first.returncode == 0, first.stderr[-3000:]
@@ -250,6 +406,14 @@ def test_dummy_sweep_logs_trials_as_child_runs_and_resumes(root):
     assert [tagged[str(i)] == "true" for i in range(3)] == expected
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent["run_id"])}
     assert {"trials.csv", "pareto_front.png", "pareto_front.html"} <= artifacts
+    # the Pareto-optimal trials, in the sweep folder and on the console
+    (results_file,) = (root / "multirun").glob("*/optimization_results.yaml")
+    solutions = OmegaConf.to_container(OmegaConf.load(results_file).solutions)
+    front = [t for t, on_front in zip(s.trials, expected, strict=True) if on_front]
+    assert sorted(map(str, solutions)) == sorted(
+        str({"params": t.params, "values": t.values}) for t in front
+    )
+    assert f"Pareto front: {len(front)} trials" in first.stdout
 
     second = app_sweep(root, "hydra.sweeper.n_trials=2")
     assert second.returncode == 0, second.stderr[-3000:]
@@ -263,12 +427,108 @@ def test_dummy_sweep_logs_trials_as_child_runs_and_resumes(root):
     assert [tagged[str(i)] == "true" for i in range(5)] == expected  # old runs re-tagged
 
 
+def test_trial_jobs_get_the_tracking_overrides_of_the_task_contract(root):
+    result = app_sweep(root, "hydra.sweeper.n_trials=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent = study(root, name="dummy").user_attrs["mlflow_parent_run_id"]
+    for number, cfg in enumerate(job_configs(root)):
+        assert cfg.logger.parent_run_id == parent
+        assert cfg.logger.run_name == f"trial-{number}"
+        assert cfg.logger.tags == {"optuna.trial_number": str(number), "optuna.study_name": "dummy"}
+        assert cfg.train.callbacks == {}  # no pruner: no pruning callback
+
+
+def test_a_value_fixed_on_the_command_line_holds_for_every_trial(root):
+    # width is swept in the app's config; a plain value on the command line fixes it
+    result = app_sweep(root, "width=2.0", "x=interval(0.9, 1.0)")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = study(root, name="dummy").trials
+    assert len(trials) == 3
+    for t in trials:
+        assert set(t.params) == {"x"} and 0.9 <= t.params["x"] <= 1.0
+        assert t.user_attrs["width"] == "2.0"  # the study says how the trial ran
+        assert t.values[1] == pytest.approx(2000.0)  # the task ran with width=2.0
+    assert {cfg.width for cfg in job_configs(root)} == {2.0}
+
+
+@pytest.mark.parametrize(
+    ("returns", "settings"),
+    [
+        ("float", ["hydra.sweeper.directions=[maximize]"]),  # one objective: only a direction
+        ("list", []),  # [val_acc, size], in the order of the app's directions
+    ],
+)
+def test_tasks_returning_a_float_or_a_list_complete_their_trials(root, returns, settings):
+    result = app_sweep(root, f"returns={returns}", "hydra.sweeper.objectives=null", *settings)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = study(root, name="dummy").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    for t, cfg in zip(trials, job_configs(root), strict=True):
+        width, x = cfg.width, cfg.x
+        val_acc = width / (1.0 + width) - (x - 0.3) ** 2
+        assert t.values == pytest.approx([val_acc, 1000.0 * width][: len(t.values)])
+
+
+def test_a_task_returning_something_else_fails_its_trial_and_the_sweep_goes_on(root):
+    result = app_sweep(root, "returns=nothing")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = study(root, name="dummy").trials
+    assert [t.state for t in trials] == [TrialState.FAIL] * 3  # none left RUNNING
+    assert "the task returned None" in trials[0].user_attrs["error"]
+    children, _ = child_runs(root)
+    assert set(children["tags.optuna.trial_state"]) == {"FAIL"}
+
+
+def test_a_grid_sweep_that_runs_out_of_points_ends_cleanly(root):
+    result = app_sweep(
+        root,
+        "hydra/sweeper/sampler=grid",
+        "hydra.sweeper.n_trials=6",
+        "x=choice(0.2, 0.4)",
+        "width=range(1, 3)",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "The grid is exhausted" in result.stdout and "after 4 of 6 trials" in result.stdout
+    trials = study(root, name="dummy").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert sorted((t.params["x"], t.params["width"]) for t in trials) == [
+        (0.2, 1),
+        (0.2, 2),
+        (0.4, 1),
+        (0.4, 2),
+    ]
+    again = app_sweep(root, "hydra/sweeper/sampler=grid", "x=choice(0.2, 0.4)", "width=range(1, 3)")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "after 0 of 3 trials" in again.stdout  # a resumed, finished grid: nothing to do
+
+
+def test_the_sweepers_overrides_stay_out_of_override_dirname(root):
+    result = app_sweep(
+        root,
+        *SINGLE,
+        NEVER_PRUNE,
+        "hydra.sweeper.callbacks_key=elsewhere.callbacks",  # the storage URL goes there
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweep.subdir=${hydra.job.override_dirname}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep_dir,) = (root / "multirun").iterdir()
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
+    assert len(jobs) == 2 and all((job / ".hydra").is_dir() for job in jobs)  # not nested
+    for job in jobs:
+        assert {kv.split("=")[0] for kv in job.name.split(",")} == {"width", "x"}
+    for cfg in job_configs(root):  # the overrides did reach the jobs
+        assert cfg.logger.run_name.startswith("trial-")
+        assert cfg.elsewhere.callbacks.trial_pruning.storage.startswith("sqlite:///")
+        assert cfg.train.callbacks == {}  # callbacks_key moved the pruning callback
+
+
 def test_dummy_failures_are_recorded_and_the_sweep_goes_on_until_capped(root):
     result = app_sweep(
         root, "fail_above=0.5", "hydra.sweeper.n_trials=20", "hydra.sweeper.max_failures=2"
     )
     assert result.returncode != 0  # the third failure exceeds max_failures=2
-    assert "max_failures" in result.stderr
+    assert "max_failures" in result.stderr and "above fail_above" in result.stderr
     trials = study(root, name="dummy").trials
     states = [t.state for t in trials]
     assert states == [
@@ -287,12 +547,8 @@ def test_dummy_failures_are_recorded_and_the_sweep_goes_on_until_capped(root):
 
 
 def test_dummy_pruned_trials_are_pruned_not_failed(root):
-    result = app_sweep(
-        root,
-        *SINGLE,
-        "hydra.sweeper.n_trials=3",
-        "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:0.18}",
-    )
+    pruner = "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:0.18}"
+    result = app_sweep(root, *SINGLE, "hydra.sweeper.n_trials=3", pruner)
     assert result.returncode == 0, result.stderr[-3000:]
     trials = study(root, name="single").trials
     pruned = [t.intermediate_values[0] < 0.18 for t in trials]
@@ -301,6 +557,13 @@ def test_dummy_pruned_trials_are_pruned_not_failed(root):
     children, _ = child_runs(root)
     states = children.set_index("tags.optuna.trial_number")["tags.optuna.trial_state"]
     assert [states[str(t.number)] for t in trials] == [t.state.name for t in trials]
+    callback = job_configs(root)[0].train.callbacks.trial_pruning
+    assert callback._target_ == PRUNING_TARGET
+    assert PRUNING_TARGET == "hydra_plugins.signdistill_sweeper.job.pruning_callback"
+    assert callback.study_name == "single"
+    assert callback.storage == f"sqlite:///{root}/mlruns/optuna.db"
+    assert callback.trial_id == trials[0]._trial_id
+    assert callback.pruner == {"_target_": "optuna.pruners.ThresholdPruner", "lower": 0.18}
 
 
 def test_dummy_repeats_are_averaged(root):
@@ -317,6 +580,7 @@ def test_dummy_repeats_are_averaged(root):
         assert len(per_seed) == 3
         assert [v[0] - per_seed[0][0] for v in per_seed] == pytest.approx([0.0, 0.01, 0.02])
         assert t.values[0] == pytest.approx(sum(v[0] for v in per_seed) / 3)
+        assert t.user_attrs["test_acc"] == pytest.approx(t.values[0] - 0.02)  # other metrics
     children, _ = child_runs(root)
     assert sorted(children["tags.optuna.trial_number"]) == ["0", "0", "0", "1", "1", "1"]
 

@@ -1,21 +1,23 @@
 """A stand-in for ``src/train.py`` in sweeper tests: instant, deterministic metrics.
 
-Its task logs an MLflow run the way the real pipeline does (a child of ``sweep.parent_run_id``
-named ``trial-<n>``, tagged ``optuna.trial_number``, ended FAILED on an error), reports
-intermediate ``val_acc`` to the study's pruner (through ``job_trial``, as the pipeline should),
-and raises on request, so the sweeper is tested without training anything.
+It keeps the pipeline's side of the sweeper contract: its run is a child of
+``logger.parent_run_id`` named ``logger.run_name`` and tagged with ``logger.tags`` (ended FAILED on
+an error); every entry of ``train.callbacks`` is instantiated and handed to a Lightning Trainer
+that logs ``val_acc`` per epoch; the metrics dict is returned. ``returns`` makes it return a
+float or a list instead, and it raises on request, so the sweeper is tested without training
+anything.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import hydra
 import mlflow
-import optuna
-from omegaconf import DictConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.signdistill_sweeper.job import job_trial
 from signdistill import tracking
 
 
@@ -30,36 +32,66 @@ def metrics(x: float, width: float, seed: int) -> dict[str, float]:
     }
 
 
-def report_epochs(trial: optuna.trial.Trial, epochs: int, final_acc: float) -> None:
-    """What the Lightning pruning callback does: report val_acc per epoch, stop if pruned."""
-    for epoch in range(epochs):
-        trial.report(final_acc * (epoch + 1) / epochs, epoch)
-        if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+def fit(callbacks: list[Any], epochs: int, final_acc: float) -> None:
+    """What the pipeline's Trainer shows its callbacks: ``val_acc`` rising to ``final_acc``.
+
+    Lightning is imported only when there are callbacks (a pruned sweep): it takes seconds.
+    """
+    import lightning as L
+    import torch
+
+    class Curve(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1))
+
+        def training_step(self, batch: Any, index: int) -> torch.Tensor:
+            return self.weight.sum()
+
+        def validation_step(self, batch: Any, index: int) -> None:
+            self.log("val_acc", final_acc * (self.current_epoch + 1) / epochs)
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    batches = [torch.ones(1)]
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        accelerator="cpu",
+    )
+    trainer.fit(Curve(), train_dataloaders=batches, val_dataloaders=batches)
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> dict[str, float | str]:
+def main(cfg: DictConfig) -> Any:
     """The task: one MLflow run with the metrics, which are also returned to the sweeper."""
     experiment = tracking.configure(
         cfg.logger.tracking_uri, cfg.logger.experiment_name, cfg.logger.artifact_root
     )
-    tags: dict[str, str] = {"kind": "dummy"}
-    name = "dummy"
-    if cfg.sweep.trial_number is not None:
-        tags["optuna.trial_number"] = str(cfg.sweep.trial_number)
-        tags["optuna.study_name"] = str(cfg.sweep.study_name)
-        name = f"trial-{cfg.sweep.trial_number}"
-    with tracking.run(experiment, name, tags, cfg.sweep.parent_run_id) as active:
+    tags = {"kind": "dummy", **OmegaConf.to_container(cfg.logger.tags)}
+    name = cfg.logger.run_name or "dummy"
+    with tracking.run(experiment, name, tags, cfg.logger.parent_run_id) as active:
         mlflow.log_params({"x": cfg.x, "width": cfg.width, "seed": cfg.seed})
         result = metrics(cfg.x, cfg.width, cfg.seed)
         time.sleep(cfg.sleep_s)
         if cfg.fail_above is not None and cfg.x > cfg.fail_above:
             raise RuntimeError(f"x={cfg.x} is above fail_above={cfg.fail_above}")
-        trial = job_trial(cfg.sweep)
-        if trial is not None:
-            report_epochs(trial, cfg.epochs, result["val_acc"])
+        callbacks = [instantiate(node) for node in cfg.train.callbacks.values()]
+        if callbacks:
+            fit(callbacks, cfg.epochs, result["val_acc"])
         mlflow.log_metrics(result)
+    if cfg.returns == "float":
+        return result["val_acc"]
+    if cfg.returns == "list":
+        return [result["val_acc"], result["size_file_bytes"]]
+    if cfg.returns == "nothing":
+        return None
     return {**result, "mlflow_run_id": active.info.run_id}
 
 

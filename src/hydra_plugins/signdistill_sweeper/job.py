@@ -1,25 +1,66 @@
-"""The sweeper's side inside a trial's job: the Optuna trial to report intermediate values to."""
+"""The sweeper's side inside a trial's job: the running Optuna trial, for pruning.
+
+A pruned study adds ``<callbacks_key>.trial_pruning={_target_: ...pruning_callback, ...}`` to each
+trial's overrides; the task instantiates it (``hydra.utils.instantiate``, which builds the nested
+pruner config too) and hands the callback to its Lightning Trainer.
+
+Hydra imports this module while it scans plugins: Optuna is imported only when a job calls in.
+"""
 
 from __future__ import annotations
 
-import optuna
-from hydra.utils import instantiate
-from omegaconf import DictConfig
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+    from omegaconf import DictConfig
+    from optuna_integration import PyTorchLightningPruningCallback
+
+
+def running_trial(
+    study_name: str, storage: str, trial_id: int, pruner: optuna.pruners.BasePruner | None
+) -> optuna.trial.Trial:
+    """The sweeper's trial ``trial_id``, in its study loaded with the study's pruner.
+
+    Optuna keeps no pruner in its storage, and a study loaded without one prunes with a default
+    ``MedianPruner``: so the sweeper passes its pruner's config, and ``trial.should_prune()`` here
+    asks the configured pruner.
+    """
+    import optuna
+
+    study = optuna.load_study(study_name=study_name, storage=storage, pruner=pruner)
+    return optuna.trial.Trial(study, trial_id)
+
+
+def pruning_callback(
+    study_name: str,
+    storage: str,
+    trial_id: int,
+    pruner: optuna.pruners.BasePruner | None = None,
+    monitor: str = "val_acc",
+) -> PyTorchLightningPruningCallback:
+    """Optuna's Lightning pruning callback, reporting ``monitor`` per epoch to the sweeper's trial.
+
+    The ``_target_`` of ``trial_pruning`` in a pruned trial's overrides; ``instantiate`` builds
+    the nested ``pruner`` config before calling it.
+    """
+    from optuna_integration import PyTorchLightningPruningCallback
+
+    trial = running_trial(study_name, storage, trial_id, pruner)
+    return PyTorchLightningPruningCallback(trial, monitor=monitor)
 
 
 def job_trial(sweep: DictConfig) -> optuna.trial.Trial | None:
-    """The running trial of a pruned sweep's job (``cfg.sweep``), or None outside one.
+    """The running trial of a job configured through ``cfg.sweep`` (before issue #14), or None.
 
-    Optuna keeps no pruner in its storage, and a study loaded without one prunes with a default
-    ``MedianPruner``; so the sweeper passes its pruner's config as ``sweep.pruner`` and the
-    study is loaded with it here, making ``trial.should_prune()`` use the configured pruner.
+    Only ``src/signdistill/pipeline.py`` of before #14 calls it; the sweeper now passes
+    ``pruning_callback`` instead, so this goes once the pipeline instantiates ``train.callbacks``.
     """
     if not sweep.get("trial_pruning") or sweep.get("trial_id") is None:
         return None
-    pruner = sweep.get("pruner")
-    study = optuna.load_study(
-        study_name=sweep.study_name,
-        storage=sweep.storage,
-        pruner=instantiate(pruner) if pruner else None,
+    from hydra.utils import instantiate
+
+    pruner: Any = sweep.get("pruner")
+    return running_trial(
+        sweep.study_name, sweep.storage, sweep.trial_id, instantiate(pruner) if pruner else None
     )
-    return optuna.trial.Trial(study, sweep.trial_id)

@@ -1,4 +1,8 @@
-"""Puts the project's ``sweeps/`` folder on Hydra's search path (``+sweeps=<name>``)."""
+"""Puts the project's ``sweeps/`` folder on Hydra's search path (``+sweeps=<name>``).
+
+Hydra runs every installed search-path plugin for every app: this one changes nothing unless
+the app's primary config folder is the project's ``conf/``.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,18 @@ def project_root() -> Path:
     return checkout if (checkout / "sweeps").is_dir() else Path.cwd()
 
 
+def is_project_app(search_path: ConfigSearchPath) -> bool:
+    """Whether the app's primary config folder (Hydra's ``main`` entry) is the project's conf/."""
+    conf = project_root() / "conf"
+    return any(
+        element.provider == "main"
+        and element.path is not None
+        and Path(element.path.removeprefix("file://")).resolve() == conf
+        for element in search_path.get_path()
+    )
+
+
 class SweepsSearchPath(SearchPathPlugin):
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
-        search_path.append(provider="signdistill-sweeps", path=f"file://{project_root()}")
+        if is_project_app(search_path):
+            search_path.append(provider="signdistill-sweeps", path=f"file://{project_root()}")

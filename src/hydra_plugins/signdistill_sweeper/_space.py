@@ -1,0 +1,110 @@
+"""Hydra's override grammar -> Optuna's search space (interval, range, choice, tag) and back."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import IntervalSweep, Override, RangeSweep, Transformer
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+
+def sweep_values(override: Override) -> list[Any]:
+    """The values Hydra itself would sweep for a ``choice`` or ``range`` override.
+
+    ``range(a, b, s)`` follows Python and Hydra: b is excluded (the official Optuna plugin
+    includes it).
+    """
+    return list(override.sweep_iterator(transformer=Transformer.encode))
+
+
+def distribution(override: Override) -> BaseDistribution:
+    """The Optuna distribution of one sweep override.
+
+    A ``range`` spans exactly Hydra's values of it, with its step; a ``shuffle``d range or a
+    ``choice`` is categorical. ``tag(log, interval(a, b))`` samples on a log scale; integers on
+    both ends of an interval give an integer distribution.
+    """
+    value = override.value()
+    if isinstance(value, IntervalSweep):
+        log = "log" in value.tags
+        if isinstance(value.start, int) and isinstance(value.end, int):
+            return IntDistribution(value.start, value.end, log=log)
+        return FloatDistribution(value.start, value.end, log=log)
+    if isinstance(value, RangeSweep) and not value.shuffle:
+        values = sweep_values(override)
+        step = abs(value.step)
+        if any(isinstance(v, float) for v in (value.start, value.stop, value.step)):
+            return FloatDistribution(min(values), max(values), step=step)
+        return IntDistribution(min(values), max(values), step=step)
+    if override.is_sweep_override():
+        return CategoricalDistribution(sweep_values(override))
+    raise ValueError(f"{override.input_line}: not a sweep override Optuna can sample")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The sweeper's ``params`` and the command line, one override per key.
+
+    A later override of a key replaces an earlier one, whatever its prefix (``+``, ``++``, ``~``):
+    a command-line value fixes a key the config sweeps, and a command-line sweep replaces the
+    config's range of that key.
+    """
+
+    sweeps: dict[str, Override]  # by key as written (with its prefix): what Optuna samples
+    fixed: list[Override]  # passed unchanged to every trial
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str], arguments: Sequence[str]) -> SearchSpace:
+        lines = [f"{key}={value}" for key, value in params.items()]
+        latest: dict[str, Override] = {}
+        for override in OverridesParser.create().parse_overrides([*lines, *arguments]):
+            key = override.get_key_element().lstrip("+~")  # the config key, without its prefix
+            latest.pop(key, None)  # re-inserted last: the trial's overrides keep the given order
+            latest[key] = override
+        return cls(
+            sweeps={o.get_key_element(): o for o in latest.values() if o.is_sweep_override()},
+            fixed=[o for o in latest.values() if not o.is_sweep_override()],
+        )
+
+    def distributions(self) -> dict[str, BaseDistribution]:
+        return {key: distribution(override) for key, override in self.sweeps.items()}
+
+    def grid(self) -> dict[str, list[Any]]:
+        """The points of a grid search: every ``choice`` and ``range`` value."""
+        intervals = [key for key, o in self.sweeps.items() if o.is_interval_sweep()]
+        if intervals:
+            raise ValueError(
+                f"a grid search takes choice() or range() values, not interval(): {intervals}"
+            )
+        return {key: sweep_values(override) for key, override in self.sweeps.items()}
+
+    def fixed_values(self) -> dict[str, str]:
+        """Each fixed override's key and value as written, recorded with every trial."""
+        return {o.get_key_element(): o.get_value_element_as_str() for o in self.fixed}
+
+    def fixed_lines(self) -> list[str]:
+        return [o.input_line for o in self.fixed]
+
+
+def override_value(value: Any) -> str:
+    """A value written back in the override grammar (strings quoted, dicts and lists nested)."""
+    if isinstance(value, str):
+        # Hydra reads backslashes literally except in a run just before a quote or the end
+        escaped = re.sub(r"(\\*)(?='|\Z)", lambda run: run.group(1) * 2, value)
+        return "'" + escaped.replace("'", "\\'") + "'"
+    if value is None:
+        return "null"
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{k}:{override_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(override_value(v) for v in value) + "]"
+    return str(value).lower() if isinstance(value, bool) else repr(value)

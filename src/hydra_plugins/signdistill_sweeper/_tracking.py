@@ -1,0 +1,154 @@
+"""MLflow records of a study: one parent run, trial runs as its children, Pareto tags, artifacts.
+
+Imported only for a tracked study (the task config has ``logger.parent_run_id``): an app without
+it never imports MLflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import optuna
+from mlflow.entities import RunStatus, RunTag
+from omegaconf import DictConfig
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from signdistill import tracking
+from signdistill.pareto import pareto_mask, plot_front, redact_url
+
+log = logging.getLogger(__name__)
+
+PARENT_ATTR = "mlflow_parent_run_id"
+RUN_ATTR = "mlflow_run_ids"
+
+
+class StudyRuns:
+    """The study's MLflow parent run, and its trials' runs found by their tags."""
+
+    def __init__(self, parent_id: str, names: list[str]) -> None:
+        self.parent_id = parent_id
+        self.names = names  # objective names: metric and plot labels
+
+    @classmethod
+    def open(
+        cls, logger: DictConfig, study: optuna.Study, storage: str | None, names: list[str]
+    ) -> StudyRuns:
+        """Point MLflow at the task's ``logger`` settings (MLflow's defaults for those absent)
+        and open the study's parent run there."""
+        experiment = tracking.configure(
+            logger.get("tracking_uri") or mlflow.get_tracking_uri(),
+            logger.get("experiment_name") or "Default",  # MLflow's own default experiment
+            logger.get("artifact_root"),
+        )
+        return cls(parent_run(study, experiment, storage), names)
+
+    def trial_overrides(self, study_name: str, number: int) -> dict[str, Any]:
+        """The task-config values that make a trial's run a tagged child of the parent run."""
+        return {
+            "logger.parent_run_id": self.parent_id,
+            "logger.run_name": f"trial-{number}",
+            "++logger.tags": {"optuna.trial_number": str(number), "optuna.study_name": study_name},
+        }
+
+    def record(self, trial: Trial) -> None:
+        """Keep the ids of a trial's runs with it: workers re-tag each other's runs by them."""
+        trial.set_user_attr(RUN_ATTR, self.run_ids(trial.number))
+
+    def run_ids(self, trial_number: int) -> list[str]:
+        """Ids of the child runs of one trial (one per repeat value), found by their tags."""
+        client = mlflow.MlflowClient()
+        experiment = client.get_run(self.parent_id).info.experiment_id
+        runs = client.search_runs(
+            [experiment],
+            filter_string=(
+                f"tags.mlflow.parentRunId = '{self.parent_id}' and "
+                f"tags.`optuna.trial_number` = '{trial_number}'"
+            ),
+        )
+        return [r.info.run_id for r in runs]
+
+    def mark(self, trial: FrozenTrial) -> None:
+        """Tag a finished trial's runs with its state; a failed trial's runs are marked FAILED."""
+        client = mlflow.MlflowClient()
+        for run_id in self.run_ids(trial.number):
+            client.set_tag(run_id, "optuna.trial_state", trial.state.name)
+            if trial.state == TrialState.FAIL:
+                error = str(trial.user_attrs.get("error", ""))[:5000]
+                client.set_tag(run_id, "optuna.error", error)
+                if client.get_run(run_id).info.status == "RUNNING":
+                    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+
+    def update_front(self, study: optuna.Study) -> None:
+        """Re-tag every completed trial's runs ``pareto=true|false``; refresh the parent's files."""
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not done:
+            return
+        directions = [d.name.lower() for d in study.directions]
+        values = np.array([t.values for t in done])
+        front = pareto_mask(values, directions)
+        client = mlflow.MlflowClient()
+        for trial, on_front in zip(done, front, strict=True):
+            for run_id in trial.user_attrs.get(RUN_ATTR, []):
+                # Workers re-tag each other's runs: log_batch retries the insert that two workers
+                # race on (set_tag raises a unique-key violation on PostgreSQL instead).
+                client.log_batch(run_id, tags=[RunTag("pareto", str(on_front).lower())])
+        with tempfile.TemporaryDirectory() as tmp:
+            csv = Path(tmp) / "trials.csv"
+            study.trials_dataframe().to_csv(csv, index=False)
+            client.log_artifact(self.parent_id, str(csv))
+            if len(self.names) >= 2:
+                self._log_front_plots(study, values, front, Path(tmp))
+        for i, key in enumerate(self.names):
+            column = values[np.asarray(front)][:, i]
+            best = column.max() if directions[i] == "maximize" else column.min()
+            client.log_metric(self.parent_id, f"best_{key}", float(best))
+        client.log_metric(self.parent_id, "pareto_size", float(sum(front)))
+        client.log_metric(self.parent_id, "completed_trials", float(len(done)))
+
+    def _log_front_plots(
+        self, study: optuna.Study, values: np.ndarray, front: list[bool], tmp: Path
+    ) -> None:
+        import matplotlib.pyplot as plt
+
+        fig = plot_front(values, front, self.names, f"study {study.study_name}")
+        png = tmp / "pareto_front.png"
+        fig.savefig(png, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        client = mlflow.MlflowClient()
+        client.log_artifact(self.parent_id, str(png))
+        try:
+            html = tmp / "pareto_front.html"
+            plot = optuna.visualization.plot_pareto_front(study, target_names=self.names)
+            plot.write_html(html)
+            client.log_artifact(self.parent_id, str(html))
+        except ImportError:  # plotly is optional: the PNG is always there
+            log.info("plotly is not installed: no interactive Pareto plot")
+
+    def finish(self) -> None:
+        mlflow.MlflowClient().set_terminated(
+            self.parent_id, RunStatus.to_string(RunStatus.FINISHED)
+        )
+
+
+def parent_run(study: optuna.Study, experiment_id: str, storage: str | None) -> str:
+    """The study's MLflow parent run id, created on first use and kept in the study's attrs."""
+    known = study.user_attrs.get(PARENT_ATTR)
+    if known:
+        mlflow.MlflowClient().update_run(known, status="RUNNING")
+        return known
+    run = mlflow.MlflowClient().create_run(
+        experiment_id,
+        run_name=f"study-{study.study_name}",
+        tags={
+            "optuna.study_name": study.study_name,
+            "optuna.storage": redact_url(storage) if storage else "in-memory",
+            "role": "study",
+        },
+    )
+    study.set_user_attr(PARENT_ATTR, run.info.run_id)
+    return run.info.run_id
