@@ -66,6 +66,18 @@ def mean_std(values: list[float]) -> str:
     return f"{100 * np.mean(values):.1f} +/- {100 * np.std(values, ddof=1):.1f}"
 
 
+def teacher_overrides(overrides: Sequence[str]) -> list[str]:
+    """A study's overrides for a run whose own model is the teacher: its ``teacher.model.*``
+    and ``teacher.train.*`` also set the run's ``model.*`` and ``train.*`` (the students' are
+    dropped), so it trains and stores exactly the teacher the study's students look up."""
+    own = [o for o in overrides if not o.startswith(("model.", "train."))]
+    mapped = [o.removeprefix("teacher.") for o in overrides if o.startswith(TEACHER_NODES)]
+    return own + mapped
+
+
+TEACHER_NODES = ("teacher.model.", "teacher.train.")
+
+
 class Study:
     """A named set of runs: each a pipeline run launched by Hydra multirun, tagged ``study=<name>``
     and nested under the study's MLflow parent run, and read back from MLflow for analysis.
@@ -113,15 +125,16 @@ class Study:
         )
         return runs[runs["tags.role"] != "study"] if len(runs) else runs
 
-    def launch(self, sweep: Sequence[str], out: Path, skip: tuple[str, ...] = ()) -> None:
+    def launch(self, sweep: Sequence[str], out: Path, as_teacher: bool = False) -> None:
         """One Hydra multirun of ``src/train.py`` over ``sweep`` (e.g. ``+recipe=a,b``), every
-        job with the study's overrides (but those starting with ``skip``), nested under its parent
-        run and tagged with its name."""
+        job with the study's overrides (:func:`teacher_overrides` of them ``as_teacher``), nested
+        under the study's parent run and tagged with its name."""
+        overrides = teacher_overrides(self.overrides) if as_teacher else self.overrides
         command = [
             sys.executable,
             str(ROOT / "src" / "train.py"),
             "-m",
-            *(o for o in self.overrides if not o.startswith(skip)),
+            *overrides,
             *sweep,
             f"logger.parent_run_id={self.parent}",
             f"++logger.tags={{study:{self.name}}}",

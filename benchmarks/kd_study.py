@@ -97,13 +97,12 @@ def main() -> None:
     shard, shards = (int(v) for v in args.shard.split("/"))
     for split in range(shard, args.splits, shards):
         finished = done(study.runs(), args.split_key, split)
-        # teachers first, for the students to find them stored; a teacher recipe trains the
-        # configured teacher (teacher.*), so the students' model.* and train.* do not apply
-        for group, skip in ((teachers, ("model.", "train.")), (recipes, ())):
+        # teachers first, for the students to find them stored
+        for group, as_teacher in ((teachers, True), (recipes, False)):
             missing = [m for m in group if m not in finished]
             if missing:
                 sweep = [f"{args.split_key}={split}", f"+recipe={','.join(missing)}"]
-                study.launch(sweep, out / f"split{split}", skip)
+                study.launch(sweep, out / f"split{split}", as_teacher)
     results = Results(study.runs(), args.split_key, args.splits)
     if results.missing(methods):
         print("other shards are still running: run again without --shard for the table")

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import optuna
 import pytest
 from hydra import compose, initialize_config_dir
@@ -31,6 +32,7 @@ from optuna.trial import TrialState
 from hydra_plugins.signdistill_sweeper._impl import PRUNING_TARGET, directions, sampler
 from hydra_plugins.signdistill_sweeper._results import objective_values
 from hydra_plugins.signdistill_sweeper._space import SearchSpace, distribution, override_value
+from hydra_plugins.signdistill_sweeper._tracking import hypervolume
 from hydra_plugins.signdistill_sweeper.config import SAMPLERS
 from hydra_plugins.signdistill_sweeper.sweeper import OptunaSweeper
 from signdistill.pareto import pareto_mask, redact_url
@@ -233,6 +235,21 @@ def test_pareto_mask_tags_exactly_the_non_dominated_pairs():
     assert pareto_mask([], ["maximize"]) == []
 
 
+@pytest.mark.parametrize(
+    ("values", "reference", "expected"),
+    [
+        # maximize accuracy, minimize bytes; rectangles 0.8 x 8 and 0.6 x 9 overlap in 0.6 x 8
+        ([[0.8, 2.0], [0.6, 1.0], [0.5, 5.0]], [0.0, 10.0], 0.8 * 8 + 0.6 * 1),
+        ([[0.8, 2.0], [0.8, 2.0]], [0.0, 10.0], 6.4),  # a repeated point adds nothing
+        ([[0.8, 12.0], [0.5, 5.0]], [0.0, 10.0], 2.5),  # beyond the reference: nothing
+        ([[0.8, 12.0]], [0.0, 10.0], 0.0),
+    ],
+)
+def test_hypervolume_of_a_hand_made_front(values, reference, expected):
+    volume = hypervolume(np.array(values), ["maximize", "minimize"], reference)
+    assert volume == pytest.approx(expected)
+
+
 def test_storage_password_is_redacted():
     assert redact_url("postgresql://bob:s3cret@127.0.0.1:5432/optuna") == (
         "postgresql://bob:***@127.0.0.1:5432/optuna"
@@ -295,7 +312,7 @@ def test_sweep_runs_trials_as_child_runs_and_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_failing_trials_are_recorded_and_capped(tmp_path):
-    bad = "model.optimizer.lr=-1"  # raises inside training, after the trial's run started
+    bad = "train.optimizer.lr=-1"  # raises inside training, after the trial's run started
     going_on = sweep(tmp_path, bad, "hydra.sweeper.n_trials=2", "hydra.sweeper.max_failures=5")
     assert going_on.returncode == 0, going_on.stderr[-3000:]
     s = study(tmp_path)
@@ -406,6 +423,14 @@ def test_dummy_sweep_logs_trials_as_child_runs_and_resumes(root):
     assert [tagged[str(i)] == "true" for i in range(3)] == expected
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent["run_id"])}
     assert {"trials.csv", "pareto_front.png", "pareto_front.html"} <= artifacts
+    # the front's hypervolume after every completed trial, a stepped metric of the study's run
+    history = mlflow.MlflowClient().get_metric_history(parent["run_id"], "hypervolume")
+    assert [m.step for m in history] == [1, 2, 3]
+    assert [m.value for m in history] == sorted(m.value for m in history)  # it never shrinks
+    ref = [0.0, 10_000.0]
+    assert history[-1].value == pytest.approx(
+        hypervolume(np.array([t.values for t in s.trials]), ["maximize", "minimize"], ref)
+    )
     # the Pareto-optimal trials, in the sweep folder and on the console
     (results_file,) = (root / "multirun").glob("*/optimization_results.yaml")
     solutions = OmegaConf.to_container(OmegaConf.load(results_file).solutions)

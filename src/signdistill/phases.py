@@ -46,9 +46,11 @@ def arm_database_pause() -> None:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
+    paused: list[bool] = []  # once only (removing a listener while it runs is not allowed)
+
     def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.startswith("INSERT INTO metrics"):
-            event.remove(Engine, "before_cursor_execute", before)
+        if statement.startswith("INSERT INTO metrics") and not paused:
+            paused.append(True)
             reached("mlflow-write")
 
     event.listen(Engine, "before_cursor_execute", before)

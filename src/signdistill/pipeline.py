@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Train what ``cfg`` asks for; returns its summary metrics and ``mlflow_run_id``."""
     validate(cfg)
+    phases.arm_database_pause()
     phases.reached("data")
     ctx = context(cfg)
     if cfg.prune.amount > 0:

@@ -18,6 +18,7 @@ WRITERS = ("mlflow.", "sqlalchemy.", "sqlite3", "alembic.")
 RETRY_S = 0.05
 
 _received: int | None = None
+_pending = False  # held back inside a write, to be raised by the retry timer
 
 
 class Terminated(KeyboardInterrupt):
@@ -26,8 +27,8 @@ class Terminated(KeyboardInterrupt):
 
 def install() -> None:
     """Handle SIGINT and SIGTERM as described above (main thread only, as Python requires)."""
-    global _received
-    _received = None
+    global _received, _pending
+    _received, _pending = None, False
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGALRM, _on_retry)
@@ -51,12 +52,14 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def _on_retry(signum: int, frame: FrameType | None) -> None:
-    if _received is not None:
+    if _pending:
         _raise_when_safe(frame)
 
 
 def _raise_when_safe(frame: FrameType | None) -> None:
-    if _inside_write(frame):
+    global _pending
+    _pending = _inside_write(frame)
+    if _pending:
         signal.setitimer(signal.ITIMER_REAL, RETRY_S)
         return
     raise Terminated() if _received == signal.SIGTERM else KeyboardInterrupt()

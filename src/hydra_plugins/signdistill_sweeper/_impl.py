@@ -166,7 +166,8 @@ class OptunaSweeperImpl:
         from hydra_plugins.signdistill_sweeper._tracking import StudyRuns
 
         names = self.objectives or [f"values_{i}" for i in range(len(self.directions))]
-        return StudyRuns.open(logger, study, self.settings.storage, names)
+        reference = self.settings.hypervolume_reference
+        return StudyRuns.open(logger, study, self.settings.storage, names, reference)
 
     def _configure(self, trial: Trial, space: SearchSpace) -> None:
         """Record the fixed values with the trial, then let ``custom_search_space`` suggest more."""

@@ -30,13 +30,21 @@ RUN_ATTR = "mlflow_run_ids"
 class StudyRuns:
     """The study's MLflow parent run, and its trials' runs found by their tags."""
 
-    def __init__(self, parent_id: str, names: list[str]) -> None:
+    def __init__(
+        self, parent_id: str, names: list[str], reference: list[float] | None = None
+    ) -> None:
         self.parent_id = parent_id
         self.names = names  # objective names: metric and plot labels
+        self.reference = reference  # the hypervolume's reference point, if it is logged
 
     @classmethod
     def open(
-        cls, logger: DictConfig, study: optuna.Study, storage: str | None, names: list[str]
+        cls,
+        logger: DictConfig,
+        study: optuna.Study,
+        storage: str | None,
+        names: list[str],
+        reference: list[float] | None = None,
     ) -> StudyRuns:
         """Point MLflow at the task's ``logger`` settings (MLflow's defaults for those absent)
         and open the study's parent run there."""
@@ -45,7 +53,7 @@ class StudyRuns:
             logger.get("experiment_name") or "Default",  # MLflow's own default experiment
             logger.get("artifact_root"),
         )
-        return cls(parent_run(study, experiment, storage), names)
+        return cls(parent_run(study, experiment, storage), names, reference)
 
     def trial_overrides(self, study_name: str, number: int) -> dict[str, Any]:
         """The task-config values that make a trial's run a tagged child of the parent run."""
@@ -109,6 +117,9 @@ class StudyRuns:
             client.log_metric(self.parent_id, f"best_{key}", float(best))
         client.log_metric(self.parent_id, "pareto_size", float(sum(front)))
         client.log_metric(self.parent_id, "completed_trials", float(len(done)))
+        if self.reference is not None:
+            volume = hypervolume(values, directions, self.reference)
+            client.log_metric(self.parent_id, "hypervolume", volume, step=len(done))
 
     def _log_front_plots(
         self, study: optuna.Study, values: np.ndarray, front: list[bool], tmp: Path
@@ -133,6 +144,24 @@ class StudyRuns:
         mlflow.MlflowClient().set_terminated(
             self.parent_id, RunStatus.to_string(RunStatus.FINISHED)
         )
+
+
+def hypervolume(values: np.ndarray, directions: list[str], reference: list[float]) -> float:
+    """The volume the points ``values`` (one row per trial, one column per objective) dominate
+    up to ``reference``, with each objective's ``direction``; points no better than the reference
+    in every objective add nothing.
+
+    Optuna's own WFG implementation (``optuna._hypervolume``, private in Optuna 5: the tests pin
+    its result on hand-made fronts), on objectives turned into losses.
+    """
+    from optuna._hypervolume import compute_hypervolume
+
+    sign = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
+    losses, ref = values * sign, np.asarray(reference, dtype=float) * sign
+    inside = np.all(losses < ref, axis=1)
+    if not inside.any():
+        return 0.0
+    return float(compute_hypervolume(losses[inside], ref))
 
 
 def parent_run(study: optuna.Study, experiment_id: str, storage: str | None) -> str:

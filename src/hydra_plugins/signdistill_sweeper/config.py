@@ -138,6 +138,10 @@ class OptunaSweeperConf:
     custom_search_space: Optional[str] = None
     # Config node of the task's Lightning callbacks: a pruned study adds `trial_pruning` there
     callbacks_key: str = "train.callbacks"
+    # Reference point of the front's hypervolume, one value per objective in its own units (e.g.
+    # [0.0, 200000] for val_acc and bytes): the worst values that still count. When set, a tracked
+    # study logs the hypervolume of its completed trials as the stepped metric `hypervolume`.
+    hypervolume_reference: Optional[list[float]] = None
 
 
 def register() -> None:

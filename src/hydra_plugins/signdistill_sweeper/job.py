@@ -9,11 +9,10 @@ Hydra imports this module while it scans plugins: Optuna is imported only when a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import optuna
-    from omegaconf import DictConfig
     from optuna_integration import PyTorchLightningPruningCallback
 
 
@@ -48,19 +47,3 @@ def pruning_callback(
 
     trial = running_trial(study_name, storage, trial_id, pruner)
     return PyTorchLightningPruningCallback(trial, monitor=monitor)
-
-
-def job_trial(sweep: DictConfig) -> optuna.trial.Trial | None:
-    """The running trial of a job configured through ``cfg.sweep`` (before issue #14), or None.
-
-    Only ``src/signdistill/pipeline.py`` of before #14 calls it; the sweeper now passes
-    ``pruning_callback`` instead, so this goes once the pipeline instantiates ``train.callbacks``.
-    """
-    if not sweep.get("trial_pruning") or sweep.get("trial_id") is None:
-        return None
-    from hydra.utils import instantiate
-
-    pruner: Any = sweep.get("pruner")
-    return running_trial(
-        sweep.study_name, sweep.storage, sweep.trial_id, instantiate(pruner) if pruner else None
-    )
