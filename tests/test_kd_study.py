@@ -9,6 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ["scratch", "kd", "kd_ensemble", "scratch_patient"]
+# The table the pre-redesign (in-process) study script printed for the same command and data.
+BEFORE = Path(__file__).parent / "data" / "kd_study_table_before.md"
 
 
 def study(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
@@ -48,6 +50,7 @@ def test_study_reports_paired_statistics_and_resumes_without_retraining(tmp_path
     first = study(tmp_path, "--splits", "2", "--recipes", ",".join(RECIPES))
     table = (tmp_path / "study" / "table.md").read_text()
     assert table in first.stdout
+    assert table == BEFORE.read_text()  # the same runs, the same numbers as before the redesign
     rows = {line.split(" | ")[0].lstrip("| "): line for line in table.splitlines()[4:]}
     assert set(rows) == {
         "teacher (seed 0, the students' teacher)",

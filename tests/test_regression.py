@@ -14,6 +14,7 @@ import pytest
 from signdistill.pipeline import run
 
 from pipeline_helpers import make_cfg
+from sweep_helpers import study, sweep
 
 BEFORE = {  # command overrides -> (parameters, train_loss per epoch)
     "model=teacher": (4268, [1.400402, 1.394823, 1.395016]),
@@ -40,3 +41,22 @@ def test_same_command_same_training_as_before_the_redesign(tmp_path, command):
     assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(
         losses, rel=1e-4
     )
+
+
+SWEEP_BEFORE = [  # the pre-redesign sweeper's 3 tiny trials: parameters and validation accuracy
+    ({"model.width": 1.5653014388703839, "distill.temperature": 7.436704297351775,
+      "distill.alpha": 0.6027633760716439}, 0.3333333432674408),
+    ({"model.width": 1.552560565294706, "distill.temperature": 4.812893194050142,
+      "distill.alpha": 0.6458941130666561}, 0.3333333432674408),
+    ({"model.width": 1.2420830443073987, "distill.temperature": 9.025957007038718,
+      "distill.alpha": 0.9636627605010293}, 0.1666666716337204),
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_same_sweep_same_trials_as_before_the_redesign(tmp_path):
+    done = sweep(tmp_path, "hydra.sweeper.n_trials=3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = study(tmp_path).trials
+    assert [t.params for t in trials] == [params for params, _ in SWEEP_BEFORE]
+    assert [t.values[0] for t in trials] == pytest.approx([acc for _, acc in SWEEP_BEFORE])
