@@ -125,11 +125,18 @@ class Study:
         )
         return runs[runs["tags.role"] != "study"] if len(runs) else runs
 
-    def launch(self, sweep: Sequence[str], out: Path, as_teacher: bool = False) -> None:
+    def launch(
+        self,
+        sweep: Sequence[str],
+        out: Path,
+        as_teacher: bool = False,
+        tags: dict[str, str] | None = None,
+    ) -> None:
         """One Hydra multirun of ``src/train.py`` over ``sweep`` (e.g. ``+recipe=a,b``), every
         job with the study's overrides (:func:`teacher_overrides` of them ``as_teacher``), nested
-        under the study's parent run and tagged with its name."""
+        under the study's parent run and tagged with its name (and ``tags``)."""
         overrides = teacher_overrides(self.overrides) if as_teacher else self.overrides
+        tags = {"study": self.name, **(tags or {})}
         command = [
             sys.executable,
             str(ROOT / "src" / "train.py"),
@@ -137,7 +144,7 @@ class Study:
             *overrides,
             *sweep,
             f"logger.parent_run_id={self.parent}",
-            f"++logger.tags={{study:{self.name}}}",
+            "++logger.tags={" + ",".join(f"{k}:'{v}'" for k, v in tags.items()) + "}",
             "trainer.enable_progress_bar=false",
             f"hydra.sweep.dir={out}/multirun/{time.strftime('%Y%m%d-%H%M%S')}",
         ]

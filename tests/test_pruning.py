@@ -59,7 +59,10 @@ def test_pruning_keeps_exactly_the_selected_units_and_their_weights():
     lstm0, small0 = model.lstms[0], small.lstms[0]
     assert torch.equal(small0.weight_ih_l0, lstm0.weight_ih_l0[rows][:, keep["conv2"]])
     assert torch.equal(small0.weight_hh_l0, lstm0.weight_hh_l0[rows][:, keep["lstm0"]])
-    assert torch.equal(small0.bias_ih_l0, lstm0.bias_ih_l0[rows])
+    # every removed conv2 channel (behind a BatchNorm) reaches the LSTM as relu(beta): folded
+    removed = torch.tensor([c for c in range(12) if c not in keep["conv2"]])
+    shift = lstm0.weight_ih_l0[:, removed] @ torch.relu(model.bn2.bias[removed])
+    assert torch.allclose(small0.bias_ih_l0, (lstm0.bias_ih_l0 + shift)[rows])
     assert torch.equal(small0.bias_hh_l0, lstm0.bias_hh_l0[rows])
     rows1 = torch.cat([keep["lstm1"] + g * 9 for g in range(4)])
     assert torch.equal(
@@ -160,7 +163,9 @@ def test_global_prune_runs_and_importance_without_batchnorm_is_filter_l1():
     model = _model(Architecture(6, 5, (8, 12), (10, 9)))
     scores = importance(model)
     assert torch.allclose(scores["conv1"], model.conv1.weight.abs().sum(dim=(1, 2)))
-    assert torch.allclose(scores["lstm0"], model.lstms[1].weight_ih_l0.norm(dim=0))
+    onward, recurrent = model.lstms[1].weight_ih_l0, model.lstms[0].weight_hh_l0
+    group = (onward.pow(2).sum(0) + recurrent.pow(2).sum(0)).sqrt()  # the unit's whole group
+    assert torch.allclose(scores["lstm0"], group)
     small = prune(model, amount=0.6, scope="global", floor=2)
     total = sum(SIZES.values())
     assert sum(small.arch.conv_channels) + sum(small.arch.hidden_sizes) <= total - int(0.6 * total)

@@ -19,12 +19,14 @@ import inspect
 import typing
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 from typing import Annotated, Any
 
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
+from signdistill.checkpoints import ModelFileError, load_model
 from signdistill.errors import UserError
 
 
@@ -72,6 +74,11 @@ def validate(cfg: DictConfig) -> None:
             _construct(node, path)
     if cfg.prune.amount > 0 and cfg.prune.recover == "kd" and not cfg.distill:
         raise ConfigError("prune.recover=kd: needs a distillation loss (distill=kd or dkd)")
+    if cfg.teacher.checkpoint:  # a damaged or foreign file is refused before the data is read
+        try:
+            load_model(Path(cfg.teacher.checkpoint))
+        except ModelFileError as e:
+            raise ConfigError(f"teacher.checkpoint: {e}") from None
 
 
 def with_values(node: DictConfig, values: dict[str, Any]) -> DictConfig:

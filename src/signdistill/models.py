@@ -11,7 +11,7 @@ pruned model may keep a different number of hidden units in each layer; the para
 computation are identical to the stacked module.
 
 The model names its layers and says which units are prunable and which scale stands for each
-(:meth:`ConvPoolLSTM.conv_stages`, :meth:`ConvPoolLSTM.unit_scales`), so pruning and sparsity
+(:meth:`ConvPoolLSTM.conv_stages`, :meth:`ConvPoolLSTM.unit_groups`), so pruning and sparsity
 training never index into it by position.
 """
 
@@ -128,6 +128,27 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class UnitSlice:
+    """One tensor holding a slice of every unit's group: a 1-D ``param`` holds one value per unit
+    (a scale), a 2-D one a column per unit (the weights that carry the unit's output on)."""
+
+    param: nn.Parameter
+
+    def per_unit_squares(self) -> torch.Tensor:
+        """Each unit's sum of squares in this slice."""
+        p = self.param.detach()
+        return p.pow(2) if p.dim() == 1 else p.pow(2).sum(dim=0)
+
+    def size(self) -> int:
+        """How many values one unit has in this slice."""
+        return 1 if self.param.dim() == 1 else self.param.shape[0]
+
+    def scale_(self, factors: torch.Tensor) -> None:
+        """Multiply each unit's values by its factor, in place."""
+        self.param.data.mul_(factors if self.param.dim() == 1 else factors.unsqueeze(0))
+
+
+@dataclass(frozen=True)
 class ConvStage:
     """One conv stage: the conv, its BatchNorm (Identity without ``conv_batchnorm``) and act."""
 
@@ -174,20 +195,26 @@ class ConvPoolLSTM(nn.Module):
         """Names of the layers whose units (channels, hidden units) pruning can remove."""
         return ["conv1", "conv2", *(f"lstm{i}" for i in range(len(self.lstms)))]
 
-    def unit_scales(self) -> dict[str, nn.Parameter]:
-        """The per-unit scale factors (BatchNorm weights) by prunable layer.
+    def unit_groups(self) -> dict[str, list[UnitSlice]]:
+        """Every prunable unit's group of parameters, by layer: when a unit's whole group is zero,
+        removing the unit leaves the model's outputs unchanged (:mod:`signdistill.pruning`).
 
-        A conv channel's scale is the BatchNorm after its conv (only with ``conv_batchnorm``);
-        the last LSTM's units are scaled by ``norm`` on their way to the head. Earlier LSTM layers
-        have no scale of their own.
+        A conv channel: the scale of the BatchNorm after its conv (only with ``conv_batchnorm``;
+        a zero scale makes the channel a constant, which pruning folds into the next bias). An LSTM
+        unit: the columns that carry its state on, its own recurrent column ``weight_hh[:, u]``
+        (all four gates) and, for an earlier layer, the next layer's ``weight_ih[:, u]``; for the
+        last layer the ``norm`` scale instead, on the way to the head.
         """
-        scales = {
-            stage.name: stage.bn.weight
+        groups = {
+            stage.name: [UnitSlice(stage.bn.weight)]
             for stage in self.conv_stages()
             if isinstance(stage.bn, nn.BatchNorm1d)
         }
-        scales[f"lstm{len(self.lstms) - 1}"] = self.norm.weight
-        return scales
+        last = len(self.lstms) - 1
+        for i, lstm in enumerate(self.lstms):
+            onward = self.lstms[i + 1].weight_ih_l0 if i < last else self.norm.weight
+            groups[f"lstm{i}"] = [UnitSlice(onward), UnitSlice(lstm.weight_hh_l0)]
+        return groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, n_classes) for raw (unstandardized) signals (N, C, T)."""

@@ -5,9 +5,9 @@ Prunable layers, in order: ``conv1``, ``conv2`` (output channels) and ``lstm0 ..
 
 - conv channels: the |scale| of the BatchNorm after the conv, or without ``conv_batchnorm`` the
   L1 norm of the channel's filter;
-- units of the last LSTM: the |scale| of the ``norm`` BatchNorm after it;
-- units of earlier LSTMs, which no BatchNorm follows: the L2 norm of their outgoing weights (their
-  columns in the next LSTM's ``weight_ih``).
+- LSTM units: the L2 norm of the unit's group (:meth:`ConvPoolLSTM.unit_groups`: its recurrent
+  column and, onward, the next layer's input column or, for the last layer, its ``norm`` scale),
+  the measure sparsity training drives to zero (:mod:`signdistill.sparsity`).
 
 ``amount`` is the fraction of prunable units removed (not of parameters): with
 ``scope="layer"`` each layer loses ``floor(amount * size)`` units; with ``scope="global"``
@@ -20,6 +20,8 @@ Removing a unit that outputs a constant changes nothing once the constant is fol
 layer's bias; in eval mode that is the case for a conv channel whose BatchNorm scale is zero (it
 outputs ``act(beta)``, e.g. sigmoid(0) = 0.5 for conv1, not 0) or whose filter is all zero
 (``act(BN(bias))``), and for a last-LSTM unit whose ``norm`` scale is zero (it outputs ``beta``).
+Every removed unit behind a BatchNorm is folded as that constant, exact or not (for a unit that is
+not constant it is its output at the mean pre-activation: closer than dropping it).
 Average pooling keeps a constant constant, so a conv1 constant ``v`` adds ``v * sum_k w[o, c, k]``
 to conv2's bias, a conv2 constant adds ``weight_ih[:, c] * v`` to the first LSTM's input bias, and
 a last-LSTM constant adds ``head.weight[:, u] * v`` to the head's bias. (An LSTM unit with no input
@@ -40,21 +42,17 @@ import torch
 from torch import nn
 
 from signdistill.models import ConvPoolLSTM, ConvStage
+from signdistill.sparsity import group_norms
 
 
 def importance(model: ConvPoolLSTM) -> dict[str, torch.Tensor]:
     """Importance of every prunable unit, by layer (see the module docstring)."""
-    out: dict[str, torch.Tensor] = {}
-    for stage in model.conv_stages():
-        if isinstance(stage.bn, nn.BatchNorm1d):
-            out[stage.name] = stage.bn.weight.abs()
-        else:
-            out[stage.name] = stage.conv.weight.abs().sum(dim=(1, 2))
-    last = len(model.lstms) - 1
-    for i in range(last):
-        out[f"lstm{i}"] = model.lstms[i + 1].weight_ih_l0.norm(dim=0)
-    out[f"lstm{last}"] = model.norm.weight.abs()
-    return {name: score.detach().clone() for name, score in out.items()}
+    groups = model.unit_groups()
+    filters = {s.name: s.conv.weight.abs().sum(dim=(1, 2)) for s in model.conv_stages()}
+    return {
+        name: (group_norms(groups[name]) if name in groups else filters[name]).detach().clone()
+        for name in model.prunable_layers()
+    }
 
 
 def min_units(floor: int | float, size: int) -> int:
@@ -91,6 +89,15 @@ def select(
     return keep
 
 
+def keep_above(below: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The units to keep when exactly those ``below`` threshold go (at least one per layer)."""
+    keep = {}
+    for name, mask in below.items():
+        kept = torch.nonzero(~mask).flatten()
+        keep[name] = kept if len(kept) else torch.tensor([0])
+    return keep
+
+
 def prune(
     model: ConvPoolLSTM, amount: float, scope: str = "layer", floor: int | float = 1
 ) -> ConvPoolLSTM:
@@ -113,7 +120,7 @@ def prune_to(model: ConvPoolLSTM, keep: dict[str, torch.Tensor]) -> ConvPoolLSTM
     new.normalize.load_state_dict(model.normalize.state_dict())
     with torch.no_grad():
         kept_in: torch.Tensor | None = None  # units kept in the previous layer
-        constant: torch.Tensor | None = None  # the previous layer's constant outputs (else 0)
+        constant: torch.Tensor | None = None  # what the previous layer's removed units become
         for src, dst in zip(model.conv_stages(), new.conv_stages(), strict=True):
             k = keep[src.name]
             weight, bias = src.conv.weight, src.conv.bias
@@ -124,28 +131,33 @@ def prune_to(model: ConvPoolLSTM, keep: dict[str, torch.Tensor]) -> ConvPoolLSTM
             dst.conv.bias.copy_(bias[k])
             if isinstance(src.bn, nn.BatchNorm1d):
                 _copy_bn(src.bn, dst.bn, k)
-            kept_in, constant = k, _constant_conv_outputs(src)
+            kept_in, constant = k, _removed_conv_outputs(src)
         for i, lstm in enumerate(model.lstms):
             k = keep[f"lstm{i}"]
             shift = _fold(lstm.weight_ih_l0, constant, kept_in)
             _copy_lstm(lstm, new.lstms[i], k, kept_in, shift)
             kept_in, constant = k, lstm.weight_ih_l0.new_zeros(lstm.hidden_size)
         _copy_bn(model.norm, new.norm, kept_in)
-        constant = torch.where(model.norm.weight == 0, model.norm.bias, 0.0)
+        # a removed last-LSTM unit reaches the head as beta: exactly, if its scale is zero
         new.head.weight.copy_(model.head.weight[:, kept_in])
-        new.head.bias.copy_(model.head.bias + _fold(model.head.weight, constant, kept_in))
+        new.head.bias.copy_(model.head.bias + _fold(model.head.weight, model.norm.bias, kept_in))
     return new
 
 
-def _constant_conv_outputs(stage: ConvStage) -> torch.Tensor:
-    """Per channel of a conv stage: its constant eval-mode output, or 0 if it is not constant."""
+def _removed_conv_outputs(stage: ConvStage) -> torch.Tensor:
+    """Per channel of a conv stage: the constant it is replaced by if removed.
+
+    Exact for a channel that outputs a constant (a zero filter, or a zero BatchNorm scale: then it
+    outputs ``act(beta)``); for another channel behind a BatchNorm, ``act(beta)`` too, its output
+    at the mean pre-activation (closer than dropping it); without a BatchNorm, 0 (dropped).
+    """
     conv, bn = stage.conv, stage.bn
-    pre = conv.bias  # the conv's output when its filter is all zero
-    is_constant = (conv.weight == 0).all(dim=(1, 2))
-    if isinstance(bn, nn.BatchNorm1d):
-        pre = (pre - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
-        is_constant |= bn.weight == 0  # then ``pre`` is exactly beta
-    return torch.where(is_constant, stage.activation(pre), 0.0)
+    zero_filter = (conv.weight == 0).all(dim=(1, 2))
+    if not isinstance(bn, nn.BatchNorm1d):
+        return torch.where(zero_filter, stage.activation(conv.bias), 0.0)
+    bias_through_bn = (conv.bias - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps)
+    constant = zero_filter & (bn.weight != 0)
+    return stage.activation(torch.where(constant, bias_through_bn * bn.weight + bn.bias, bn.bias))
 
 
 def _fold(weight: torch.Tensor, constant: torch.Tensor, kept_in: torch.Tensor) -> torch.Tensor:

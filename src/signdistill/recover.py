@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import torch
 from hydra.utils import instantiate
 from pydantic import Field, NonNegativeFloat, PositiveInt
 
@@ -21,6 +22,7 @@ from signdistill import pruning, teachers
 from signdistill.config import with_values
 from signdistill.fit import accuracy
 from signdistill.jobs import Context, Job, Trained, TrainJob
+from signdistill.sparsity import below_threshold
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,9 @@ def prune_and_recover(ctx: Context, train_job: TrainJob) -> Trained:
     base = teachers.obtain(ctx, sparse_base_job(ctx), train_job)
     smaller = pruning.prune(base.model, p.amount, p.scope, p.floor)
     log.info("pruned %s -> %s", base.model.arch, smaller.arch)
+    test = ctx.dm.tensors("test")
+    below = below_threshold(base.model)
+    at_threshold = pruning.prune_to(base.model, pruning.keep_above(below))
     distilled = p.recover == "kd"
     job = Job(
         model=cfg.model,
@@ -58,17 +63,25 @@ def prune_and_recover(ctx: Context, train_job: TrainJob) -> Trained:
         loss=instantiate(cfg.distill) if distilled else None,
         init=smaller,
         tags={"pruned_from": base.run_id},
-        metrics={"test_acc_before_recovery": accuracy(smaller, *ctx.dm.tensors("test"))},
+        metrics={
+            "test_acc_before_recovery": accuracy(smaller, *test),
+            # the sparse model itself, and pruned of exactly its units below threshold
+            "sparse_test_acc": base.metrics["test_acc"],
+            "sparse_below_threshold": float(torch.cat(list(below.values())).float().mean()),
+            "test_acc_pruned_below_threshold": accuracy(at_threshold, *test),
+        },
     )
     return train_job(ctx, job)
 
 
 def sparse_base_job(ctx: Context) -> Job:
-    """The configured teacher with conv BatchNorms, trained with the sparsity callback."""
+    """The configured teacher with conv BatchNorms, trained with the sparsity callback (with
+    ``prune.sparsity=null``, without: the ablation without sparsity training)."""
     teacher, sparsity = ctx.cfg.teacher, ctx.cfg.prune.sparsity
+    callbacks = {"callbacks": {"sparsity": sparsity}} if sparsity else {}
     return Job(
         model=with_values(teacher.model, {"conv_batchnorm": True}),
-        train=with_values(teacher.train, {"callbacks": {"sparsity": sparsity}}),
+        train=with_values(teacher.train, callbacks),
         seed=ctx.cfg.seed,
         kind="teacher",
         own=False,

@@ -1,0 +1,115 @@
+"""The front study end to end on tiny simulated data: a small shape search, then its screening front
+retrained on held-out splits with the reference models, reported and plotted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+
+from signdistill.pareto import pareto_mask
+
+from sweep_helpers import ROOT, environment
+
+TINY = [
+    "data.source.n_signs=4",
+    "data.source.n_subjects=3",
+    "data.source.n_repetitions=5",
+    "data.source.n_sensors=1",
+    "data.source.n_families=2",
+    "data.source.duration_s=0.5",
+    "train.max_epochs=1",
+    "teacher.train.max_epochs=1",
+    "teacher.model.conv1=4",
+    "teacher.model.conv2=4",
+    "teacher.model.hidden=8",
+    "logger.log_model=false",
+    "export.latency_runs=0",
+]
+
+
+def run(command: list[str], root: Path) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        command, cwd=root, env=environment(), capture_output=True, text=True, timeout=1800
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.slow
+def test_front_study_retrains_exactly_the_screening_front_and_reports_it(tmp_path):
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    where = [
+        f"paths.root={tmp_path}",
+        f"logger.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+        f"logger.artifact_root={tmp_path}/artifacts",
+    ]
+    search = [
+        sys.executable,
+        str(ROOT / "src" / "train.py"),
+        "-m",
+        "+sweeps=student_shape_pareto",
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.repeat_values=[0,1]",
+        f"hydra.sweep.dir={tmp_path}/search",
+        "trainer.enable_progress_bar=false",
+        *where,
+        *TINY,
+    ]
+    run(search, tmp_path)
+    study = optuna.load_study(study_name="student_shape_pareto_isl_sim", storage=storage)
+    trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    on_front = pareto_mask([t.values for t in trials], ["maximize", "minimize"])
+    front = {f"trial-{t.number}" for t, on in zip(trials, on_front, strict=True) if on}
+
+    report = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "front_study.py"),
+        "--splits",
+        "7,8",
+        "--shapes",
+        "3",
+        "--storage",
+        storage,
+        "--out",
+        str(tmp_path / "front"),
+        "--pruned",
+        "prune.amount=0.5 prune.recover_epochs=1",
+        "data=isl_sim",
+        *where,
+        *TINY,
+    ]
+    first = run(report, tmp_path)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["signdistill"])
+    mine = runs[(runs["tags.study"] == "front_isl_sim") & (runs["tags.role"] != "study")]
+    retrained = set(mine["tags.method"]) - {
+        "teacher",
+        "seed_student",
+        "student_tiny",
+        "pruned_teacher",
+    }
+    kinds = {
+        m: set(mine.loc[mine["tags.method"] == m, "params.data.split_seed"]) for m in retrained
+    }
+    assert front <= retrained  # every screening-front trial, and rank-check trials up to 3 shapes
+    assert len(retrained) >= min(3, len(trials))
+    assert all(splits == {"7", "8"} for splits in kinds.values())  # held-out splits only
+    students = mine[mine["tags.method"].isin(retrained)]
+    # the full recipe (augmented, consistent KD), not the screening one (clean, cached logits)
+    assert set(students["params.train.augment.mixup"]) == {"0.4"}
+    assert set(students["tags.teacher_logits"]) == {"online"}
+    table = (tmp_path / "front" / "front.md").read_text()
+    assert table in first.stdout and "Spearman" in table
+    for label in ("teacher (fp32 ONNX)", "teacher (int8)", "seed_student", "student_tiny"):
+        assert f"| {label} |" in table
+    assert (tmp_path / "front" / "front.png").stat().st_size > 0
+
+    again = run(report, tmp_path)  # resumed: nothing trained again
+    assert len(mlflow.search_runs(experiment_names=["signdistill"])) == len(runs)
+    assert table in again.stdout
