@@ -56,6 +56,7 @@ def test_int8_is_smaller_and_its_accuracy_is_measured(trained, tmp_path):
     assert int8_size < 0.6 * fp32_size
     ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
     assert {"DynamicQuantizeLSTM", "MatMulInteger"} <= ops  # the LSTM itself is int8
+    assert "ConvInteger" in ops and "Conv" not in ops  # and so are the convolutions
     assert export.read_metadata(int8) == META  # what the predictor reads from an int8 file
     with torch.no_grad():
         torch_acc = float((model(x).argmax(1) == y).float().mean())

@@ -129,12 +129,16 @@ def read_metadata(path: Path) -> dict:
 
 
 def quantize_int8(path: Path, out: Path) -> int:
-    """Dynamic int8 quantization of the LSTM, MatMul and Gemm weights; returns the file size."""
+    """Dynamic int8 quantization of the LSTM, Conv, MatMul and Gemm weights; returns the file size.
+
+    The convolutions matter for small students: left in fp32 (ONNX Runtime's default op list
+    here before) they were half of the tiny student's int8 file (20 of 40 kB).
+    """
     quantize_dynamic(
         str(path),
         str(out),
         weight_type=QuantType.QInt8,
-        op_types_to_quantize=["LSTM", "MatMul", "Gemm"],
+        op_types_to_quantize=["LSTM", "Conv", "MatMul", "Gemm"],
     )
     return out.stat().st_size
 
