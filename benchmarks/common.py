@@ -23,6 +23,7 @@ from signdistill import teachers, tracking
 from signdistill.data.datamodule import SignDataModule
 from signdistill.jobs import Trained
 from signdistill.pipeline import context, train_job
+from signdistill.stats import Interval, paired
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,9 +62,19 @@ def stored_teacher(cfg: DictConfig) -> Trained:
     return teachers.for_student(context(cfg), train_job)
 
 
-def mean_std(values: list[float]) -> str:
-    """'mean +/- std' of fractions, in percent (sample std over splits)."""
-    return f"{100 * np.mean(values):.1f} +/- {100 * np.std(values, ddof=1):.1f}"
+def pct(ci: Interval) -> str:
+    """A mean of fractions with its interval, in percent: ``84.7 [82.0, 87.3]``."""
+    return f"{100 * ci.mean:.1f} [{100 * ci.low:.1f}, {100 * ci.high:.1f}]"
+
+
+def paired_text(a: np.ndarray, b: np.ndarray) -> str:
+    """The paired difference a - b in points: mean [95 % interval], Wilcoxon p, wins/ties."""
+    p = paired(a, b)
+    d = p.diff
+    return (
+        f"{100 * d.mean:+.1f} [{100 * d.low:+.1f}, {100 * d.high:+.1f}], "
+        f"p={p.p_value:.3f}, {p.wins}/{p.ties}"
+    )
 
 
 def teacher_overrides(overrides: Sequence[str]) -> list[str]:

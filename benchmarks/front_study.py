@@ -40,9 +40,9 @@ from scipy.stats import spearmanr
 from hydra_plugins.signdistill_sweeper._space import override_value
 from hydra_plugins.signdistill_sweeper._tracking import hypervolume
 from signdistill.pareto import pareto_mask
-from signdistill.stats import mean_ci, paired
+from signdistill.stats import mean_ci
 
-from common import ROOT, Study, lis_root
+from common import ROOT, Study, lis_root, paired_text, pct
 
 DIRECTIONS = ["maximize", "minimize"]  # the search's objectives: accuracy, deployed bytes
 ACC, BYTES = "test_acc_deployed", "size_deployed_bytes"
@@ -201,7 +201,7 @@ class Report:
             "params": int(first["params"]),
             "bytes": int(first[size]),
             "acc": mean_ci(accuracy),
-            "vs_teacher": None if label.endswith("(fp32 ONNX)") else paired(accuracy, teacher),
+            "vs_teacher": "" if label.endswith("(fp32 ONNX)") else paired_text(accuracy, teacher),
         }
 
     def rank_check(self) -> tuple[float, float, int]:
@@ -264,18 +264,9 @@ def _table(rows: list[dict], splits: int) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: r["bytes"]):
-        ci, vs = r["acc"], r["vs_teacher"]
-        diff = (
-            ""
-            if vs is None
-            else (
-                f"{100 * vs.diff.mean:+.1f} [{100 * vs.diff.low:+.1f}, {100 * vs.diff.high:+.1f}], "
-                f"p={vs.p_value:.3f}, {vs.wins}/{vs.ties}"
-            )
-        )
         lines.append(
             f"| {r['label']} | {r['kind']} | {r['shape']} | {r['params']:,} | {r['bytes']:,} | "
-            f"{100 * ci.mean:.1f} [{100 * ci.low:.1f}, {100 * ci.high:.1f}] | {diff} |"
+            f"{pct(r['acc'])} | {r['vs_teacher']} |"
         )
     return "\n".join(lines)
 

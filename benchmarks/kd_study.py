@@ -33,9 +33,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from signdistill.stats import Interval, mean_ci, paired
+from signdistill.stats import mean_ci
 
-from common import ROOT, Study, lis_root
+from common import ROOT, Study, lis_root, paired_text, pct
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def main() -> None:
     print(results.report(recipes, out, args.plot, study))
     for pair in args.compare:
         a, b = pair.split(":")
-        print(f"{a} - {b}: {_paired(results.accuracies(a), results.accuracies(b))}")
+        print(f"{a} - {b}: {paired_text(results.accuracies(a), results.accuracies(b))}")
 
 
 def done(runs: pd.DataFrame, split_key: str, split: int) -> set[str]:
@@ -166,7 +166,7 @@ class Results:
             cells = [
                 f"{int(first['params']):,}" if own else "",
                 f"{int(first['size_fp32_bytes']):,}" if own else "",
-                _pct(mean_ci(acc)),
+                pct(mean_ci(acc)),
             ]
             for kind in BASELINES:
                 base = getattr(METHODS[method], kind) if own and method in METHODS else None
@@ -174,8 +174,8 @@ class Results:
                     cells.append("")
                     continue
                 diffs[kind][name] = acc - self.accuracies(base)
-                cells.append(_paired(acc, self.accuracies(base)))
-            cells.append("" if method == "teacher" and own else _paired(acc, teacher))
+                cells.append(paired_text(acc, self.accuracies(base)))
+            cells.append("" if method == "teacher" and own else paired_text(acc, teacher))
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         table = "\n".join(lines)
         out.mkdir(parents=True, exist_ok=True)
@@ -199,19 +199,6 @@ class Results:
         for method, key in rows.values():
             ci = mean_ci(self.accuracies(method, key))
             study.client.log_metric(study.parent, f"{method}.{key}.mean", ci.mean)
-
-
-def _pct(ci: Interval) -> str:
-    return f"{100 * ci.mean:.1f} [{100 * ci.low:.1f}, {100 * ci.high:.1f}]"
-
-
-def _paired(a: np.ndarray, b: np.ndarray) -> str:
-    p = paired(a, b)
-    d = p.diff
-    return (
-        f"{100 * d.mean:+.1f} [{100 * d.low:+.1f}, {100 * d.high:+.1f}], "
-        f"p={p.p_value:.3f}, {p.wins}/{p.ties}"
-    )
 
 
 def _plot(diffs: dict[str, dict[str, np.ndarray]], data: str):

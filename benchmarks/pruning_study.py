@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from signdistill.stats import Interval, mean_ci, paired
+from signdistill.stats import mean_ci
 
-from common import ROOT, Study, lis_root
+from common import ROOT, Study, lis_root, paired_text, pct
 
 SPARSITY = {
     "local": (),
@@ -124,8 +124,8 @@ class Results:
             lines.append(
                 f"| {mode} | {amount} | {recover} | {int(first['params']):,} "
                 f"| {int(first['size_int8_bytes']):,} "
-                f"| {_pct(mean_ci(self.values(name, 'test_acc_before_recovery')))} "
-                f"| {_pct(mean_ci(self.values(name, 'test_acc')))} |"
+                f"| {pct(mean_ci(self.values(name, 'test_acc_before_recovery')))} "
+                f"| {pct(mean_ci(self.values(name, 'test_acc')))} |"
             )
         return lines
 
@@ -133,7 +133,7 @@ class Results:
         """Each sparsity mode's sparse teacher against the dense one, and pruned at threshold."""
         dense = self.values("teacher", "test_acc")
         lines = [
-            f"dense teacher: {_pct(mean_ci(dense))}",
+            f"dense teacher: {pct(mean_ci(dense))}",
             "",
             "| sparsity | sparse teacher | vs dense teacher | units below threshold "
             "| pruned of exactly those (no recovery) | vs the sparse teacher |",
@@ -145,9 +145,9 @@ class Results:
             at_threshold = self.values(name, "test_acc_pruned_below_threshold")
             below = self.values(name, "sparse_below_threshold")
             lines.append(
-                f"| {mode} | {_pct(mean_ci(sparse))} | {_diff(sparse, dense)} "
+                f"| {mode} | {pct(mean_ci(sparse))} | {paired_text(sparse, dense)} "
                 f"| {100 * below.mean():.1f} % ({100 * below.min():.1f}-{100 * below.max():.1f}) "
-                f"| {_pct(mean_ci(at_threshold))} | {_diff(at_threshold, sparse)} |"
+                f"| {pct(mean_ci(at_threshold))} | {paired_text(at_threshold, sparse)} |"
             )
         return lines
 
@@ -165,23 +165,10 @@ class Results:
 
     def _pair(self, a: str, b: str) -> str:
         cells = [
-            _diff(self.values(a, key), self.values(b, key))
+            paired_text(self.values(a, key), self.values(b, key))
             for key in ("test_acc_before_recovery", "test_acc")
         ]
         return " | ".join(cells)
-
-
-def _pct(ci: Interval) -> str:
-    return f"{100 * ci.mean:.1f} [{100 * ci.low:.1f}, {100 * ci.high:.1f}]"
-
-
-def _diff(a: np.ndarray, b: np.ndarray) -> str:
-    p = paired(a, b)
-    d = p.diff
-    return (
-        f"{100 * d.mean:+.1f} [{100 * d.low:+.1f}, {100 * d.high:+.1f}], "
-        f"p={p.p_value:.3f}, {p.wins}/{p.ties}"
-    )
 
 
 if __name__ == "__main__":

@@ -44,19 +44,22 @@ def runs(root: Path) -> pd.DataFrame:
 
 
 ROOT = CONF.parent
-# The default simulator, shrunk: a whole run takes seconds.
-TINY_SIM = [
+# The default simulator, shrunk: 4 signs, 3 subjects, one sensor, half a second.
+TINY_DATA = [
     "data.source.n_signs=4",
     "data.source.n_subjects=3",
     "data.source.n_repetitions=5",
     "data.source.n_sensors=1",
     "data.source.n_families=2",
     "data.source.duration_s=0.5",
+]
+TINY_TEACHER = ["teacher.model.conv1=4", "teacher.model.conv2=4", "teacher.model.hidden=8"]
+# ... and a whole run on it takes seconds.
+TINY_SIM = [
+    *TINY_DATA,
     "train.max_epochs=2",
     "teacher.train.max_epochs=2",
-    "teacher.model.conv1=4",
-    "teacher.model.conv2=4",
-    "teacher.model.hidden=8",
+    *TINY_TEACHER,
     "model.hidden=8",
     "logger.log_model=false",
     "export.latency_runs=2",

@@ -7,6 +7,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from pipeline_helpers import TINY_DATA, TINY_TEACHER
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ["scratch", "kd", "kd_ensemble", "scratch_patient"]
 # The table the pre-redesign (in-process) study script printed for the same command and data.
@@ -16,17 +18,10 @@ BEFORE = Path(__file__).parent / "data" / "kd_study_table_before.md"
 def study(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     overrides = [
         "data=isl_sim",
-        "data.source.n_signs=4",
-        "data.source.n_subjects=3",
-        "data.source.n_repetitions=5",
-        "data.source.n_sensors=1",
-        "data.source.n_families=2",
-        "data.source.duration_s=0.5",
+        *TINY_DATA,
         "train.max_epochs=1",
         "teacher.train.max_epochs=1",
-        "teacher.model.conv1=4",
-        "teacher.model.conv2=4",
-        "teacher.model.hidden=8",
+        *TINY_TEACHER,
         "logger.log_model=false",
         "export.latency_runs=2",
         f"paths.cache={tmp_path}/cache",

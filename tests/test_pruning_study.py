@@ -7,21 +7,15 @@ import sys
 
 import pytest
 
+from pipeline_helpers import TINY_DATA, TINY_TEACHER
 from sweep_helpers import ROOT, environment
 
 TINY = [
     "data=isl_sim",
-    "data.source.n_signs=4",
-    "data.source.n_subjects=3",
-    "data.source.n_repetitions=5",
-    "data.source.n_sensors=1",
-    "data.source.n_families=2",
-    "data.source.duration_s=0.5",
+    *TINY_DATA,
     "train.max_epochs=1",
     "teacher.train.max_epochs=2",
-    "teacher.model.conv1=4",
-    "teacher.model.conv2=4",
-    "teacher.model.hidden=8",
+    *TINY_TEACHER,
     "model.conv1=4",
     "model.conv2=4",
     "model.hidden=8",
