@@ -19,7 +19,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig
 
-from signdistill import build, export, recover, teachers, tracking
+from signdistill import build, console, export, recover, teachers, tracking
 from signdistill.checkpoints import save_model
 from signdistill.config import ConfigError, validate
 from signdistill.data.datamodule import SignDataModule
@@ -108,7 +108,9 @@ def train_job(ctx: Context, job: Job) -> Trained:
         tracking.log_confusion(module.test_confusion, ctx.dm.classes)
         if settings.log_model:
             tracking.log_pytorch_model(module.model, ctx.dm.tensors("val")[0][:2].numpy())
-        log.info("%s run %s: %s", job.kind, run_id, _summary(metrics))
+        log.info(
+            console.summary(job.kind, run_id, metrics, settings.tracking_uri, ctx.experiment_id)
+        )
     return Trained(run_id, module.model.eval(), metrics)
 
 
