@@ -30,51 +30,35 @@ class Harmless:
 
     category: type[Warning]
     message: str
-    why: str
 
 
-# Lightning and torch: known, understood and harmless for this project.
 LIGHTNING = (
-    Harmless(
-        UserWarning,
-        r"Found \d+ module\(s\) in eval mode",
-        "a distilled student's frozen teacher is in eval mode on purpose (SignClassifier.train)",
-    ),
+    # a distilled student's frozen teacher is in eval mode on purpose (SignClassifier.train)
+    Harmless(UserWarning, r"Found \d+ module\(s\) in eval mode"),
+    # SignClassifier augments in this hook on purpose; the DataModule does not implement it
     Harmless(
         UserWarning,
         r"You have overridden `on_before_batch_transfer` in `LightningModule` but have passed in",
-        "SignClassifier augments there on purpose; the DataModule does not implement the hook",
     ),
-    Harmless(
-        FutureWarning,
-        r"`isinstance\(treespec, LeafSpec\)` is deprecated",
-        "Lightning 2.6 on torch 2.13 uses a deprecated torch pytree class internally",
-    ),
+    # Lightning 2.6 uses a torch pytree class that torch 2.13 deprecates
+    Harmless(FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"),
 )
-# The TorchScript ONNX exporter (chosen on purpose: see signdistill.export).
+# The TorchScript ONNX exporter, chosen on purpose (signdistill.export): its deprecation, its
+# logging set-up's, and its LSTM caveat (no packed sequences here; ONNX parity is measured).
 ONNX_EXPORT = (
-    Harmless(
-        DeprecationWarning,
-        r"You are using the legacy TorchScript-based ONNX export",
-        "the TorchScript exporter is the one whose LSTM int8 quantization works (export.py)",
-    ),
-    Harmless(
-        DeprecationWarning,
-        r"The feature will be removed\. Please remove usage of this function",
-        "raised by the TorchScript exporter's own logging set-up",
-    ),
+    Harmless(DeprecationWarning, r"You are using the legacy TorchScript-based ONNX export"),
+    Harmless(DeprecationWarning, r"The feature will be removed\. Please remove usage of this"),
     Harmless(
         UserWarning,
         r"Exporting a model to ONNX with a batch_size other than 1, with a variable length",
-        "no packed sequences here: every recording has the same length; parity is tested",
     ),
 )
-# torch.export, which mlflow.pytorch.log_model runs to save the model as pt2.
+# torch.export, run by mlflow.pytorch.log_model (pt2): nn.LSTM re-points its _flat_weights at
+# the traced parameters, which torch.export reports; the exported model is unaffected.
 TORCH_EXPORT = (
     Harmless(
         UserWarning,
         r"The tensor attributes? (self\.\S+\._flat_weights\[\d\](, )?)+ (was|were) assigned during",
-        "nn.LSTM re-points its _flat_weights at the traced parameters; the export is unaffected",
     ),
 )
 HARMLESS = LIGHTNING + ONNX_EXPORT + TORCH_EXPORT
