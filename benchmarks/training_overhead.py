@@ -11,7 +11,8 @@ Every side trains one epoch per round, the sides interleaved round by round (see
 
 Validation, checkpoints and the MLflow logger are off on every side: only training is timed.
 
-Usage: python benchmarks/training_overhead.py [repeats=8] [hydra overrides...]
+Usage: python benchmarks/training_overhead.py [repeats=8] [--only=plain,lightning] [overrides...]
+(``--only`` times just those sides, e.g. the framework overhead alone, in shorter rounds.)
 """
 
 from __future__ import annotations
@@ -127,26 +128,34 @@ def sides(cfg: DictConfig, dm: SignDataModule) -> dict[str, Callable[[], float]]
     }
 
 
-def main(repeats: int, overrides: list[str]) -> None:
+RATIOS = {
+    "framework overhead (Lightning / plain, target <= 1.10)": ("lightning", "plain"),
+    "distillation overhead, cached logits / scratch (target <= 1.10)": ("kd_cached", "lightning"),
+    "distillation overhead, online teacher / scratch": ("kd_online", "lightning"),
+}
+
+
+def main(repeats: int, only: list[str], overrides: list[str]) -> None:
     cfg = config("model=student", *overrides)
     dm = datamodule(cfg)
     n = len(dm.split.train)
     print(f"data={cfg.data.name}: {n} training recordings, batch {cfg.data.batch_size}")
-    times = interleave(sides(cfg, dm), repeats)
+    every = sides(cfg, dm)
+    times = interleave({k: v for k, v in every.items() if not only or k in only}, repeats)
     for side in times:
         print(f"{side} epoch: median {median_ms(times, side):.0f} ms")
-    print(f"framework overhead (Lightning / plain): {ratio(times, 'lightning', 'plain')}")
-    print(
-        f"distillation overhead, cached logits / scratch: {ratio(times, 'kd_cached', 'lightning')}"
-    )
-    print(
-        f"distillation overhead, online teacher / scratch: {ratio(times, 'kd_online', 'lightning')}"
-    )
+    for label, (a, b) in RATIOS.items():
+        if a in times and b in times:
+            print(f"{label}: {ratio(times, a, b)}")
     for name, side in (("teacher", "teacher"), ("student", "lightning")):
-        sec = median_ms(times, side) / 1e3
-        print(f"{name}: {1 / sec:.2f} epochs/s, {n / sec:,.0f} samples/s (training)")
+        if side in times:
+            sec = median_ms(times, side) / 1e3
+            print(f"{name}: {1 / sec:.2f} epochs/s, {n / sec:,.0f} samples/s (training)")
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    main(int(args.pop(0)) if args and args[0].isdigit() else 8, args)
+    n_repeats = int(args.pop(0)) if args and args[0].isdigit() else 8
+    chosen = [a for a in args if a.startswith("--only=")]
+    names = chosen[-1].removeprefix("--only=").split(",") if chosen else []
+    main(n_repeats, names, [a for a in args if a not in chosen])
