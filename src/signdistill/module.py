@@ -78,6 +78,7 @@ class SignClassifier(L.LightningModule):
         self.val_metrics = metrics.clone(prefix="val_")
         self.test_metrics = metrics.clone(prefix="test_")
         self.test_confusion = MulticlassConfusionMatrix(n)
+        self._loss_sum, self._loss_count = torch.zeros(()), 0  # this epoch's, for train_loss
 
     def train(self, mode: bool = True) -> SignClassifier:
         super().train(mode)
