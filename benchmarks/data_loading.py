@@ -1,11 +1,12 @@
 """Would DataLoader worker processes help, or a one-gather-per-batch sampler?
 
-Prints the time of one pass over the training split with the project's loader (a plain
-DataLoader over in-memory tensors, no workers) against the same with 2 worker processes and
-against one fancy-index gather per batch (a BatchSampler), as ratios measured side by side in
-one run, next to the time of one student training epoch for scale; plus the source's load time.
+Times one pass over the training split with the project's loader (its own BatchSampler over
+in-memory tensors, one gather per batch, no workers), with a plain per-recording DataLoader and
+2 worker processes, and with a plain per-recording DataLoader in the main process; the loaders
+are interleaved pass by pass (see ``common.interleave``) and each ratio is the median of the
+per-pass ratios with their range. Also prints the source's load time.
 
-Usage: python benchmarks/data_loading.py [hydra overrides, e.g. data=lis]
+Usage: python benchmarks/data_loading.py [repeats=9] [hydra overrides, e.g. data=lis]
 """
 
 from __future__ import annotations
@@ -14,40 +15,38 @@ import sys
 import time
 
 from hydra.utils import instantiate
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
-from common import config, median_time
+from common import config, interleave, median_ms, ratio, timed
 
 
-def main(overrides: list[str]) -> None:
+def consume(loader: DataLoader) -> None:
+    for _ in loader:
+        pass
+
+
+def main(repeats: int, overrides: list[str]) -> None:
     cfg = config(*overrides)
     dm = instantiate(cfg.data)
     start = time.perf_counter()
     rec = dm.source.load(dm.cache_dir)
     print(f"data={cfg.data.name}: load {time.perf_counter() - start:.2f} s, shape {rec.x.shape}")
     dm.prepare()
-    x, y = dm.tensors("train")
+    ds = TensorDataset(*dm.tensors("train"))
     batch = cfg.data.batch_size
-
-    def consume(loader: DataLoader) -> None:
-        for _ in loader:
-            pass
-
-    ours = median_time(lambda: consume(dm.train_dataloader()), 5)
-    print(f"project loader (no workers): {ours * 1e3:.1f} ms per pass over the training split")
-    ds = TensorDataset(x, y)
-    alternatives = {
-        "2 worker processes": DataLoader(
-            ds, batch_size=batch, shuffle=True, num_workers=2, persistent_workers=True
-        ),
-        "one gather per batch": DataLoader(
-            ds, sampler=BatchSampler(RandomSampler(ds), batch, drop_last=False), batch_size=None
-        ),
+    workers = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=2, persistent_workers=True)
+    sides = {
+        "project loader": timed(lambda: consume(dm.train_dataloader())),
+        "2 worker processes": timed(lambda: consume(workers)),
+        "per-recording indexing": timed(lambda: consume(DataLoader(ds, batch, shuffle=True))),
     }
-    for name, loader in alternatives.items():
-        other = median_time(lambda loader=loader: consume(loader), 5)
-        print(f"{name}: {other * 1e3:.1f} ms ({other / ours:.2f}x the project loader)")
+    times = interleave(sides, repeats)
+    ours = median_ms(times, "project loader")
+    print(f"project loader: {ours:.1f} ms per pass over the training split (median)")
+    for name in list(sides)[1:]:
+        print(f"{name}: {median_ms(times, name):.1f} ms; {ratio(times, name, 'project loader')}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    args = sys.argv[1:]
+    main(int(args.pop(0)) if args and args[0].isdigit() else 9, args)

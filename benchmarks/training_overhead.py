@@ -1,123 +1,161 @@
 """Per-epoch cost of our Lightning training against a hand-written loop, and of distillation.
 
-Prints, measured side by side in one run on the default data (or any `data=` override):
-- framework overhead: a student epoch through SignClassifier + Trainer / the same epoch in a
-  minimal PyTorch loop (same tensors, batch size, optimizer); target <= 1.25;
+Every side trains one epoch per round, the sides interleaved round by round (see
+``common.interleave``), and each ratio is the median of the per-round ratios with their range:
+- framework overhead: a student epoch through SignClassifier (built from ``conf/train``) and the
+  project's Trainer settings (``conf/trainer``) / the same epoch in a minimal PyTorch loop (same
+  tensors, batch size, optimizer; no augmentation on either side); target <= 1.10;
 - distillation overhead: a KD epoch with cached teacher logits / a scratch epoch (target <= 1.10),
   and with online teacher passes / scratch (what the cache saves);
 - epochs/s and samples/s for teacher and student.
 
-Usage: python benchmarks/training_overhead.py [epochs=5] [hydra overrides...]
+Validation, checkpoints and the MLflow logger are off on every side: only training is timed.
+
+Usage: python benchmarks/training_overhead.py [repeats=8] [--only=plain,lightning] [overrides...]
+(``--only`` times just those sides, e.g. the framework overhead alone, in shorter rounds.)
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
+from omegaconf import DictConfig
 
-from signdistill.distill import Distillation
-from signdistill.models import ConvPoolLSTM
+from signdistill import build
+from signdistill.data.datamodule import SignDataModule
+from signdistill.distill import Distiller, teacher_logits
+from signdistill.models import ConvPoolLSTM, ModelSpec
 from signdistill.module import SignClassifier
-from signdistill.pipeline import architecture, teacher_logits
 
-from common import config, datamodule
+from common import config, datamodule, interleave, median_ms, ratio
 
 
 class EpochTimer(Callback):
-    """Wall time of each training epoch (validation is switched off in these measurements)."""
+    """Wall time of the training epoch (validation is switched off in these measurements)."""
 
     def __init__(self) -> None:
-        self.times: list[float] = []
+        self.seconds = 0.0
 
-    def on_train_epoch_start(self, trainer, module) -> None:
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.start = time.perf_counter()
 
-    def on_train_epoch_end(self, trainer, module) -> None:
-        self.times.append(time.perf_counter() - self.start)
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.seconds = time.perf_counter() - self.start
 
 
-def lightning_epoch(module: SignClassifier, dm, epochs: int) -> float:
-    """Median seconds per training epoch through the Trainer (first epoch dropped as warm-up)."""
-    timer = EpochTimer()
-    trainer = L.Trainer(
-        max_epochs=epochs + 1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[timer],
-    )
-    trainer.fit(module, datamodule=dm)
-    return sorted(timer.times[1:])[len(timer.times[1:]) // 2]
+def lightning_side(
+    module: SignClassifier,
+    dm: SignDataModule,
+    trainer_cfg: DictConfig,
+    logits: torch.Tensor | None = None,
+) -> Callable[[], float]:
+    """One training epoch of ``module`` through a Trainer of the project's settings per call;
+    ``logits``: the cached teacher logits the DataModule serves with each batch."""
+
+    def epoch() -> float:
+        timer = EpochTimer()
+        trainer: L.Trainer = instantiate(
+            trainer_cfg,
+            max_epochs=1,
+            limit_val_batches=0,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            callbacks=[timer],
+        )
+        dm.set_teacher_logits(logits)
+        trainer.fit(module, datamodule=dm)
+        return timer.seconds
+
+    return epoch
 
 
-def plain_epoch(model: ConvPoolLSTM, dm, lr: float, epochs: int) -> float:
-    """Median seconds per epoch of the minimal loop: forward, cross-entropy, backward, step."""
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    times = []
-    model.train()
-    for _ in range(epochs + 1):
+def plain_side(model: ConvPoolLSTM, dm: SignDataModule, cfg: DictConfig) -> Callable[[], float]:
+    """One epoch of the minimal loop per call: forward, cross-entropy, backward, step."""
+    opt = instantiate(cfg.train.optimizer)(model.parameters())
+
+    def epoch() -> float:
+        dm.set_teacher_logits(None)
+        model.train()
         start = time.perf_counter()
         for x, y in dm.train_dataloader():
             opt.zero_grad()
             F.cross_entropy(model(x), y).backward()
             opt.step()
-        times.append(time.perf_counter() - start)
-    return sorted(times[1:])[len(times[1:]) // 2]
+        return time.perf_counter() - start
+
+    return epoch
 
 
-def student_module(cfg, dm, distill=None, teacher=None) -> SignClassifier:
+def classifier(
+    train: DictConfig, model: ConvPoolLSTM, distiller: Distiller | None = None
+) -> SignClassifier:
+    """The LightningModule of the ``train`` recipe around ``model``, without augmentation."""
+    return instantiate(train, model=model, augment=None, distiller=distiller, _convert_="partial")
+
+
+def sides(cfg: DictConfig, dm: SignDataModule) -> dict[str, Callable[[], float]]:
+    """The epochs compared: the plain loop, the student from scratch, with cached teacher logits
+    and with online teacher passes (a random teacher: only its cost matters), and the teacher."""
     torch.manual_seed(0)
-    model = ConvPoolLSTM(architecture(cfg.model, dm))
-    return SignClassifier(
-        model,
-        instantiate(cfg.model.optimizer),
-        cfg.model.max_epochs,
-        distill=distill,
-        teacher=teacher,
-    )
+    student, teacher = instantiate(cfg.model), instantiate(cfg.teacher.model)
+    frozen = build.network(teacher, dm).eval()
+    kd = instantiate(cfg.distill)
+    cached = teacher_logits(frozen, dm.tensors("train")[0])
+
+    def lightning(
+        train: DictConfig,
+        spec: ModelSpec,
+        distiller: Distiller | None = None,
+        logits: torch.Tensor | None = None,
+    ) -> Callable[[], float]:
+        module = classifier(train, build.network(spec, dm), distiller)
+        return lightning_side(module, dm, cfg.trainer, logits)
+
+    return {
+        "plain": plain_side(build.network(student, dm), dm, cfg),
+        "lightning": lightning(cfg.train, student),
+        "kd_cached": lightning(cfg.train, student, Distiller(frozen, kd, online=False), cached),
+        "kd_online": lightning(cfg.train, student, Distiller(frozen, kd, online=True)),
+        "teacher": lightning(cfg.teacher.train, teacher),
+    }
 
 
-def main(epochs: int, overrides: list[str]) -> None:
+RATIOS = {
+    "framework overhead (Lightning / plain, target <= 1.10)": ("lightning", "plain"),
+    "distillation overhead, cached logits / scratch (target <= 1.10)": ("kd_cached", "lightning"),
+    "distillation overhead, online teacher / scratch": ("kd_online", "lightning"),
+}
+
+
+def main(repeats: int, only: list[str], overrides: list[str]) -> None:
     cfg = config("model=student", *overrides)
     dm = datamodule(cfg)
     n = len(dm.split.train)
     print(f"data={cfg.data.name}: {n} training recordings, batch {cfg.data.batch_size}")
-
-    torch.manual_seed(0)
-    plain = plain_epoch(ConvPoolLSTM(architecture(cfg.model, dm)), dm, 3e-3, epochs)
-    lit = lightning_epoch(student_module(cfg, dm), dm, epochs)
-    print(f"student epoch: Lightning {lit:.3f} s, plain loop {plain:.3f} s")
-    print(f"framework overhead (Lightning / plain): {lit / plain:.2f}x (target <= 1.25)")
-
-    teacher = ConvPoolLSTM(architecture(cfg.teacher, dm)).eval()
-    kd = Distillation(temperature=4.0, alpha=0.5)
-    dm.set_teacher_logits(teacher_logits(teacher, dm.tensors("train")[0]))
-    cached = lightning_epoch(student_module(cfg, dm, kd), dm, epochs)
-    dm.set_teacher_logits(None)
-    online = lightning_epoch(student_module(cfg, dm, kd, teacher), dm, epochs)
-    print(f"KD epoch: cached logits {cached:.3f} s, online teacher {online:.3f} s")
-    print(f"distillation overhead, cached logits / scratch: {cached / lit:.2f}x (target <= 1.10)")
-    print(f"distillation overhead, online teacher / scratch: {online / lit:.2f}x")
-
-    teacher_module = SignClassifier(
-        ConvPoolLSTM(architecture(cfg.teacher, dm)),
-        instantiate(cfg.teacher.optimizer),
-        cfg.teacher.max_epochs,
-    )
-    t_epoch = lightning_epoch(teacher_module, dm, epochs)
-    for name, sec in (("teacher", t_epoch), ("student", lit)):
-        print(f"{name}: {1 / sec:.2f} epochs/s, {n / sec:,.0f} samples/s (training)")
+    every = sides(cfg, dm)
+    times = interleave({k: v for k, v in every.items() if not only or k in only}, repeats)
+    for side in times:
+        print(f"{side} epoch: median {median_ms(times, side):.0f} ms")
+    for label, (a, b) in RATIOS.items():
+        if a in times and b in times:
+            print(f"{label}: {ratio(times, a, b)}")
+    for name, side in (("teacher", "teacher"), ("student", "lightning")):
+        if side in times:
+            sec = median_ms(times, side) / 1e3
+            print(f"{name}: {1 / sec:.2f} epochs/s, {n / sec:,.0f} samples/s (training)")
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    n_epochs = int(args.pop(0)) if args and args[0].isdigit() else 5
-    main(n_epochs, args)
+    n_repeats = int(args.pop(0)) if args and args[0].isdigit() else 8
+    chosen = [a for a in args if a.startswith("--only=")]
+    names = chosen[-1].removeprefix("--only=").split(",") if chosen else []
+    main(n_repeats, names, [a for a in args if a not in chosen])

@@ -9,7 +9,8 @@ and it takes 7-10 s per export against 0.1-1.5 s. The TorchScript export's LSTM 
 ``DynamicQuantizeLSTM`` (teacher: 638 KB -> 197 KB); tests check that it stays so.
 
 Quantization runs without ``quant_pre_process``: on the teacher it gave the same quantized ops,
-the same size within 0.2 % and the same latency, so the extra step buys nothing here.
+the same size within 0.2 % and the same latency, so the extra step buys nothing here (and its
+advice to run it is not printed: :mod:`signdistill.console` lists what is silenced, and why).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import json
 import statistics
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +30,7 @@ import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from pydantic import NonNegativeInt
 
+from signdistill import console
 from signdistill.models import ConvPoolLSTM
 
 
@@ -104,8 +105,7 @@ def export_onnx(model: ConvPoolLSTM, path: Path, example: torch.Tensor, meta: di
     else. The example's batch size does not matter. Returns the file size in bytes.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with console.quiet(console.ONNX_EXPORT):
         torch.onnx.export(
             model.eval(),
             (example,),
@@ -134,12 +134,13 @@ def quantize_int8(path: Path, out: Path) -> int:
     The convolutions matter for small students: left in fp32 (ONNX Runtime's default op list
     here before) they were half of the tiny student's int8 file (20 of 40 kB).
     """
-    quantize_dynamic(
-        str(path),
-        str(out),
-        weight_type=QuantType.QInt8,
-        op_types_to_quantize=["LSTM", "Conv", "MatMul", "Gemm"],
-    )
+    with console.quiet_quantizer():
+        quantize_dynamic(
+            str(path),
+            str(out),
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["LSTM", "Conv", "MatMul", "Gemm"],
+        )
     return out.stat().st_size
 
 

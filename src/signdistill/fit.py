@@ -1,18 +1,24 @@
-"""Fitting and evaluating: Lightning's fit with the recipe's weights restored, then val and test."""
+"""Fitting and evaluating: Lightning's fit with the recipe's weights restored, then val and test.
+
+The Trainer comes from ``conf/trainer`` (``accelerator: auto``: a GPU when there is one). With
+``deterministic: true`` Lightning makes torch use deterministic algorithms and, for CUDA, sets
+``CUBLAS_WORKSPACE_CONFIG=:4096:8`` when the Trainer is built, before any cuBLAS call, which
+deterministic LSTMs on CUDA need. The device each run trained on is its ``device`` tag.
+"""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import Logger
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import Logger, MLFlowLogger
 from omegaconf import DictConfig
 from torch import nn
 
+from signdistill import console
 from signdistill.data.datamodule import SignDataModule
 from signdistill.module import SignClassifier
 
@@ -34,16 +40,19 @@ def fit(
         save_weights_only=True,
         save_last=module.restore == "last",
     )
-    trainer: L.Trainer = instantiate(
-        trainer_cfg,
-        max_epochs=module.max_epochs,
-        callbacks=[checkpoint],
-        logger=logger,
-        default_root_dir=folder,
-    )
-    with warnings.catch_warnings():
-        # a frozen teacher is in eval mode on purpose (SignClassifier keeps it there)
-        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    callbacks: list[Callback] = [checkpoint]
+    if trainer_cfg.enable_progress_bar:
+        callbacks.append(console.RunProgressBar())
+    with console.quiet_lightning():
+        trainer: L.Trainer = instantiate(
+            trainer_cfg,
+            max_epochs=module.max_epochs,
+            callbacks=callbacks,
+            logger=logger,
+            default_root_dir=folder,
+        )
+        if isinstance(logger, MLFlowLogger):
+            logger.experiment.set_tag(logger.run_id, "device", device(trainer))
         trainer.fit(module, datamodule=dm)
     if trainer.interrupted:
         raise KeyboardInterrupt("training interrupted")
@@ -52,13 +61,19 @@ def fit(
     return trainer.global_step
 
 
+def device(trainer: L.Trainer) -> str:
+    """The device ``trainer`` runs on, as torch names it (``cpu``, ``cuda:0``, ``mps:0``)."""
+    return str(trainer.strategy.root_device)
+
+
 def evaluate(module: SignClassifier, dm: SignDataModule, trainer_cfg: DictConfig) -> dict:
     """Validation and test metrics of the module's current weights."""
-    trainer: L.Trainer = instantiate(
-        trainer_cfg, enable_progress_bar=False, logger=False, enable_checkpointing=False
-    )
-    val = trainer.validate(module, datamodule=dm, verbose=False)[0]
-    test = trainer.test(module, datamodule=dm, verbose=False)[0]
+    with console.quiet_lightning(console.LIGHTNING_DEVICES):  # fit already named the device
+        trainer: L.Trainer = instantiate(
+            trainer_cfg, enable_progress_bar=False, logger=False, enable_checkpointing=False
+        )
+        val = trainer.validate(module, datamodule=dm, verbose=False)[0]
+        test = trainer.test(module, datamodule=dm, verbose=False)[0]
     return {
         "val_acc": val["val_acc"],
         "val_macro_f1": val["val_macro_f1"],

@@ -18,7 +18,7 @@ import mlflow
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from signdistill import build, export, phases, recover, teachers, tracking
+from signdistill import build, console, export, phases, recover, teachers, tracking
 from signdistill.checkpoints import save_model
 from signdistill.config import ConfigError, validate
 from signdistill.data.datamodule import SignDataModule
@@ -111,7 +111,9 @@ def train_job(ctx: Context, job: Job) -> Trained:
         tracking.log_confusion(module.test_confusion, ctx.dm.classes)
         if settings.log_model:
             tracking.log_pytorch_model(module.model, ctx.dm.tensors("val")[0][:2].numpy())
-        log.info("%s run %s: %s", job.kind, run_id, _summary(metrics))
+        log.info(
+            console.summary(job.kind, run_id, metrics, settings.tracking_uri, ctx.experiment_id)
+        )
     return Trained(run_id, module.model.eval(), metrics)
 
 
@@ -167,15 +169,3 @@ def _save_and_measure(
     for path in (*files, file):
         tracking.log_file(path)
     return out
-
-
-def _summary(metrics: dict[str, float]) -> str:
-    keys = (
-        "val_acc",
-        "test_acc",
-        "test_macro_f1",
-        "params",
-        "size_file_bytes",
-        "compression_ratio",
-    )
-    return ", ".join(f"{k}={metrics[k]:.4g}" for k in keys)

@@ -26,6 +26,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 from mlflow.entities import RunStatus
 from omegaconf import DictConfig, OmegaConf
 
+from signdistill import console
 from signdistill.config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -277,9 +278,10 @@ def log_pytorch_model(model: torch.nn.Module, example: np.ndarray) -> None:
     ``example`` should hold two recordings: a batch of one would make the exported (pt2) model
     batch-1 only.
     """
-    mlflow.pytorch.log_model(
-        model.eval(),
-        name="model",
-        input_example=example,
-        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "signdistill"],
-    )
+    with console.quiet(console.TORCH_EXPORT):  # MLflow's torch.export of the LSTM warns
+        mlflow.pytorch.log_model(
+            model.eval(),
+            name="model",
+            input_example=example,
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "signdistill"],
+        )
