@@ -29,8 +29,9 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.storages import RetryFailedTrialCallback
 from optuna.trial import TrialState
 
-from hydra_plugins.signdistill_sweeper._impl import PRUNING_TARGET, directions, sampler
+from hydra_plugins.signdistill_sweeper._impl import PRUNING_TARGET, directions
 from hydra_plugins.signdistill_sweeper._results import objective_values
+from hydra_plugins.signdistill_sweeper._sampling import TrialSeeded, sampler
 from hydra_plugins.signdistill_sweeper._space import SearchSpace, distribution, override_value
 from hydra_plugins.signdistill_sweeper._tracking import hypervolume
 from hydra_plugins.signdistill_sweeper.config import SAMPLERS
@@ -191,17 +192,40 @@ def test_every_sampler_preset_is_seeded_by_sampler_seed(preset):
     space = SearchSpace.parse({"x": "range(0, 8)", "y": "range(0.0, 1.0, step=0.25)"}, [])
 
     def points() -> list[dict]:
-        s = optuna.create_study(sampler=sampler(settings.sampler, 0, space))
+        s = optuna.create_study(sampler=sampler(settings.sampler, space))
         asked = [s.ask(space.distributions()) for _ in range(6)]
         for trial in asked:
             s.tell(trial, trial.params["x"] + trial.params["y"])
         return [t.params for t in asked]
 
     first = points()
-    built = sampler(settings.sampler, 0, space)
-    assert f"optuna.samplers.{type(built).__name__}" == SAMPLERS[preset]._target_
+    built = sampler(settings.sampler, space)
+    inner = built.inner if isinstance(built, TrialSeeded) else built  # the grid is not wrapped
+    assert f"optuna.samplers.{type(inner).__name__}" == SAMPLERS[preset]._target_
     assert points() == first  # the seed reached the sampler
     assert len({tuple(p.values()) for p in first}) > 1
+
+
+def test_workers_sharing_a_study_draw_different_points_each_trial_its_own():
+    # Two workers start together on one study with the same seeded sampler: before, each was
+    # seeded past the trials it saw at start (none), so they drew the same points in step.
+    settings = _compose_sweeper("hydra/sweeper/sampler=tpe", "hydra.sweeper.sampler.seed=0")
+    space = SearchSpace.parse({"x": "interval(0.0, 1.0)", "y": "interval(0.0, 1.0)"}, [])
+    storage = optuna.storages.InMemoryStorage()
+    workers = [
+        optuna.create_study(
+            study_name="shared",
+            storage=storage,
+            sampler=sampler(settings.sampler, space),
+            load_if_exists=True,
+        )
+        for _ in range(2)
+    ]
+    asked = [w.ask(space.distributions()) for _ in range(3) for w in workers]  # in step
+    assert len({tuple(t.params.values()) for t in asked}) == 6
+    alone = optuna.create_study(sampler=sampler(settings.sampler, space))
+    first = alone.ask(space.distributions())  # trial 0, whichever worker asks it
+    assert first.params == asked[0].params
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "sweeps").glob("*.yaml")))
@@ -217,7 +241,7 @@ def test_every_sweep_file_composes_and_its_settings_resolve_before_any_job(name)
     space = SearchSpace.parse(OmegaConf.to_container(settings.params), [])
     assert space.distributions() and not space.fixed
     assert len(settings.objectives) == len(directions(settings))
-    assert sampler(settings.sampler, 0, space) is not None
+    assert sampler(settings.sampler, space) is not None
     # the search-path plugin gave this app, and only this one (see the plain app), sweeps/
 
 

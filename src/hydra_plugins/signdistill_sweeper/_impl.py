@@ -16,7 +16,7 @@ import logging
 import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,15 +25,16 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext, TaskFunction
-from hydra.utils import get_class, get_method, instantiate
+from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.exceptions import ExperimentalWarning
-from optuna.samplers import BaseSampler, GridSampler
+from optuna.samplers import GridSampler
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, Trial, TrialState
 from sqlalchemy.engine import make_url
 
 from hydra_plugins.signdistill_sweeper import _results, job
+from hydra_plugins.signdistill_sweeper._sampling import sampler
 from hydra_plugins.signdistill_sweeper._space import SearchSpace, override_value
 from signdistill.pareto import redact_url
 
@@ -143,16 +144,11 @@ class OptunaSweeperImpl:
 
     def _study(self, space: SearchSpace) -> optuna.Study:
         s = self.settings
-        resumed = 0
-        if self.storage is not None and s.study_name is not None:
-            with suppress(KeyError):  # KeyError: a new study
-                study = optuna.load_study(study_name=s.study_name, storage=self.storage)
-                resumed = len(study.trials)
         return optuna.create_study(
             study_name=s.study_name,
             storage=self.storage,
             directions=self.directions,
-            sampler=sampler(s.sampler, resumed, space),
+            sampler=sampler(s.sampler, space),
             pruner=instantiate(s.pruner) if s.pruner else None,
             load_if_exists=True,
         )
@@ -288,22 +284,6 @@ def directions(settings: DictConfig) -> list[str]:
     if len(given) == 2 and given[0] != given[1]:
         raise ValueError("hydra.sweeper.direction and .directions disagree: set one of them")
     return given[0] if given else ["minimize"]
-
-
-def sampler(spec: DictConfig | None, resumed: int, space: SearchSpace) -> BaseSampler | None:
-    """The configured sampler, built with Optuna's defaults for every argument left null.
-
-    A seeded sampler is re-seeded past the trials already in the study, so a resumed sweep does
-    not draw the same random points again. A grid sampler's grid is the search space.
-    """
-    if not spec:
-        return None
-    args = {key: value for key, value in OmegaConf.to_container(spec).items() if value is not None}
-    if "seed" in args:
-        args["seed"] += resumed
-    if issubclass(get_class(args["_target_"]), GridSampler):
-        args["search_space"] = space.grid()
-    return instantiate(args)
 
 
 def _grid_exhausted(study: optuna.Study) -> bool:
