@@ -13,7 +13,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from signdistill.cli import debug_requested, guarded, usage_exit_code
-from signdistill.pipeline import run
 
 DEBUG = debug_requested(sys.argv)
 
@@ -22,7 +21,18 @@ DEBUG = debug_requested(sys.argv)
 def main(cfg: DictConfig) -> dict:
     """Hydra task: returns the run's summary metrics (the sweeper reads its objectives here)."""
     sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
-    return guarded(lambda: run(cfg), DEBUG, one_of_many=sweeping)
+    return guarded(lambda: _run(cfg), DEBUG, one_of_many=sweeping)
+
+
+def _run(cfg: DictConfig) -> dict:
+    """Validate before importing the pipeline (Lightning, MLflow: seconds), so that a config typo
+    is refused in about two seconds; ``run`` validates again, which then costs milliseconds."""
+    from signdistill.config import validate
+
+    validate(cfg)
+    from signdistill.pipeline import run
+
+    return run(cfg)
 
 
 if __name__ == "__main__":

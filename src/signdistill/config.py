@@ -88,16 +88,16 @@ def with_values(node: DictConfig, values: dict[str, Any]) -> DictConfig:
 
 
 def _check(node: DictConfig, target: Callable, path: str) -> None:
-    """Check ``node``'s own keys against ``target``'s signature, then its instantiable children."""
-    values = {}
+    """Check ``node``'s own keys against ``target``'s signature, then its instantiable children
+    (own keys first: an unknown top-level key is refused before any child's module is imported)."""
+    values, children = {}, []
     for key, value in node.items():
         if str(key).startswith("_"):  # Hydra's _target_, _partial_, _recursive_, ...
             continue
         if isinstance(value, DictConfig) and "_target_" in value:
-            _check(value, _target(value, _join(path, key)), _join(path, key))
+            children.append((value, _join(path, key)))
         elif isinstance(value, DictConfig) and _instantiable_values(value):
-            for name, child in value.items():
-                _check(child, _target(child, _join(path, key, name)), _join(path, key, name))
+            children += [(child, _join(path, key, name)) for name, child in value.items()]
         else:
             values[key] = _plain(value)
     model = _signature_model(target)
@@ -105,6 +105,8 @@ def _check(node: DictConfig, target: Callable, path: str) -> None:
         model.model_validate(values)
     except ValidationError as e:
         raise ConfigError(_message(e, path, list(model.model_fields))) from None
+    for child, child_path in children:
+        _check(child, _target(child, child_path), child_path)
 
 
 def _construct(node: DictConfig, path: str) -> None:
