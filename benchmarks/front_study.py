@@ -22,7 +22,7 @@ Re-running launches only what has not finished; ``--shard i/n`` takes every n-th
 
 Usage: python benchmarks/front_study.py [--splits 100,101,102,103,104] [--shapes 12]
        [--storage URL] [--pruned "prune.amount=0.7 ..."] [--plot docs/img/front_lis.png]
-       [--shard i/n] [hydra overrides for every run...]
+       [--shard i/n] [--partial] [hydra overrides for every run...]
 """
 
 from __future__ import annotations
@@ -70,19 +70,27 @@ def main() -> None:
     out = args.out or ROOT / "mlruns/studies" / study.name
     shard, shards = (int(v) for v in args.shard.split("/"))
     splits = [int(s) for s in args.splits.split(",")]
+    if not args.partial:
+        launch_missing(study, methods, splits[shard::shards], out)
+    runs = study.runs()
+    complete = [m for m in methods if not set(splits) - done(runs, m.name)]
+    if len(complete) < len(methods) and not (args.partial and methods[0] in complete):
+        print("other shards are still running: run again without --shard for the report")
+        return
+    methods = complete  # all of them, unless --partial reports the finished ones so far
+    searched = [_trial_method(t, "search") for t in trials]
+    report = Report(runs, methods, splits, args.reference, searched)
+    print(report.write(out, args.plot, study))
+
+
+def launch_missing(study: Study, methods: list[Method], splits: list[int], out: Path) -> None:
+    """One Hydra multirun per method over those of ``splits`` it has not finished."""
     for method in methods:
-        missing = [s for s in splits[shard::shards] if s not in done(study.runs(), method.name)]
+        missing = [s for s in splits if s not in done(study.runs(), method.name)]
         if missing:
             sweep = [f"data.split_seed={','.join(map(str, missing))}", *method.overrides]
             as_teacher = method.kind == "teacher"
             study.launch(sweep, out / method.name, as_teacher, {"method": method.name})
-    runs = study.runs()
-    if any(set(splits) - done(runs, m.name) for m in methods):
-        print("other shards are still running: run again without --shard for the report")
-        return
-    searched = [_trial_method(t, "search") for t in trials]
-    report = Report(runs, methods, splits, args.reference, searched)
-    print(report.write(out, args.plot, study))
 
 
 def arguments() -> tuple[argparse.Namespace, list[str]]:
@@ -104,6 +112,11 @@ def arguments() -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--out", type=Path, help="default: mlruns/studies/front_<data>")
     parser.add_argument("--plot", type=Path, help="also write the plot here (e.g. docs/img/)")
     parser.add_argument("--shard", default="0/1", help="i/n: every n-th held-out split")
+    parser.add_argument(
+        "--partial",
+        action="store_true",
+        help="launch nothing; report the models finished on every split (the teacher one of them)",
+    )
     return parser.parse_known_args()
 
 

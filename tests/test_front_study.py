@@ -107,3 +107,12 @@ def test_front_study_retrains_exactly_the_screening_front_and_reports_it(tmp_pat
     again = run(report, tmp_path)  # resumed: nothing trained again
     assert len(mlflow.search_runs(experiment_names=["signdistill"])) == len(runs)
     assert table in again.stdout
+
+    dropped = sorted(retrained)[0]  # one model loses a split: a study still under way
+    lost = mine[(mine["tags.method"] == dropped) & (mine["params.data.split_seed"] == "8")]
+    for run_id in lost["run_id"]:
+        mlflow.MlflowClient().delete_run(run_id)
+    partial = run([*report, "--partial"], tmp_path)
+    assert len(mlflow.search_runs(experiment_names=["signdistill"])) == len(runs) - len(lost)
+    assert f"| {dropped} |" not in partial.stdout  # reported: the models finished on every split
+    assert "| student_tiny |" in partial.stdout
