@@ -8,8 +8,9 @@
    shapes in all), and retrains each on the full recipe (``train=student``: 300 epochs, consistent
    KD) on held-out split seeds that the search never saw, with the reference models: the teacher
    (fp32 and int8), the seed student (``kd_consistent``), ``student_tiny`` (``tiny_kd_consistent``)
-   and a pruned teacher (``--pruned``). One Hydra multirun per method over its missing splits,
-   tagged ``study=front_<data>`` and ``method=<name>``, nested in the study's MLflow run.
+   and the teacher pruned by each of ``--prune-amounts`` (sparsity training with local attenuation,
+   KD recovery; the sparse teacher is shared). One Hydra multirun per method over its missing
+   splits, tagged ``study=front_<data>`` and ``method=<name>``, nested in the study's MLflow run.
 3. **Report**: per model its shape, parameters, deployed bytes, test accuracy of the deployed file
    (mean, 95 % interval) and the paired difference to the fp32 teacher on the same splits; the plot
    (deployed bytes on a log axis; the front as a step line; the references marked); the Spearman
@@ -21,7 +22,8 @@
 Re-running launches only what has not finished; ``--shard i/n`` takes every n-th held-out split.
 
 Usage: python benchmarks/front_study.py [--splits 100,101,102,103,104] [--shapes 12]
-       [--storage URL] [--pruned "prune.amount=0.7 ..."] [--plot docs/img/front_lis.png]
+       [--storage URL] [--prune-amounts 0.7,0.85] [--pruned "prune.* ..."]
+       [--plot docs/img/front_lis.png]
        [--shard i/n] [--partial] [hydra overrides for every run...]
 """
 
@@ -65,7 +67,7 @@ def main() -> None:
         overrides = ["data=lis", f"data.source.root={lis_root()}", *overrides]
     data = next(o.removeprefix("data=") for o in overrides if o.startswith("data="))
     trials = search_trials(args.storage, args.search_study or f"student_shape_pareto_{data}")
-    methods = [*references(args.pruned), *chosen(trials, args.shapes)]
+    methods = [*references(args.prune_amounts, args.pruned), *chosen(trials, args.shapes)]
     study = Study(f"front_{data}", overrides)
     out = args.out or ROOT / "mlruns/studies" / study.name
     shard, shards = (int(v) for v in args.shard.split("/"))
@@ -99,10 +101,9 @@ def arguments() -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--shapes", type=int, default=12, help="fewest search trials retrained")
     parser.add_argument("--storage", default=f"sqlite:///{ROOT}/mlruns/optuna.db")
     parser.add_argument("--search-study", help="default: student_shape_pareto_<data>")
+    parser.add_argument("--prune-amounts", default="0.7,0.85", help="one pruned teacher each")
     parser.add_argument(
-        "--pruned",
-        default="prune.amount=0.7",
-        help="the pruned teacher's overrides (after model=teacher prune=slim)",
+        "--pruned", default="", help="more overrides for the pruned teachers (after prune=slim)"
     )
     parser.add_argument(
         "--reference",
@@ -126,13 +127,20 @@ def search_trials(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
 
 
-def references(pruned: str) -> list[Method]:
+def references(amounts: str, pruned: str) -> list[Method]:
     """The teacher (first: the students' teacher on each split), then the reference models."""
     return [
         Method("teacher", ("+recipe=teacher",), "teacher"),
         Method("seed_student", ("+recipe=kd_consistent",), "reference"),
         Method("student_tiny", ("+recipe=tiny_kd_consistent",), "reference"),
-        Method("pruned_teacher", ("model=teacher", "prune=slim", *pruned.split()), "reference"),
+        *(
+            Method(
+                f"pruned_teacher_{a}",
+                ("model=teacher", "prune=slim", f"prune.amount={a}", *pruned.split()),
+                "reference",
+            )
+            for a in amounts.split(",")
+        ),
     ]
 
 

@@ -72,8 +72,10 @@ def test_front_study_retrains_exactly_the_screening_front_and_reports_it(tmp_pat
         storage,
         "--out",
         str(tmp_path / "front"),
+        "--prune-amounts",
+        "0.5",
         "--pruned",
-        "prune.amount=0.5 prune.recover_epochs=1",
+        "prune.recover_epochs=1",
         "data=isl_sim",
         *where,
         *TINY,
@@ -86,7 +88,7 @@ def test_front_study_retrains_exactly_the_screening_front_and_reports_it(tmp_pat
         "teacher",
         "seed_student",
         "student_tiny",
-        "pruned_teacher",
+        "pruned_teacher_0.5",
     }
     kinds = {
         m: set(mine.loc[mine["tags.method"] == m, "params.data.split_seed"]) for m in retrained
