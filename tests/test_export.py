@@ -76,3 +76,18 @@ def test_latencies_are_positive_medians(trained, tmp_path):
     result = export.latencies(model, fp32, int8, x[:1], runs=5)
     assert set(result) == {"latency_ms_torch", "latency_ms_onnx", "latency_ms_int8"}
     assert all(v > 0 for v in result.values())
+
+
+def test_compact_files_compute_the_same_logits_with_fewer_bytes(trained, tmp_path, monkeypatch):
+    model, x, _ = trained
+    fp32, int8 = tmp_path / "m.onnx", tmp_path / "m.int8.onnx"
+    with monkeypatch.context() as patch:  # the files as the exporter and quantizer write them
+        patch.setattr(export, "compact", lambda proto: proto)
+        export.export_onnx(model, fp32, x[:2], META)
+        export.quantize_int8(fp32, int8)
+    for path in (fp32, int8):
+        before, size = export.onnx_logits(export.session(path), x.numpy()), path.stat().st_size
+        onnx.save(export.compact(onnx.load(str(path))), str(path))
+        assert path.stat().st_size < size - 2000  # names, not weights, are what goes
+        assert np.array_equal(export.onnx_logits(export.session(path), x.numpy()), before)
+        assert export.read_metadata(path) == META

