@@ -22,7 +22,7 @@
 Re-running launches only what has not finished; ``--shard i/n`` takes every n-th held-out split.
 
 Usage: python benchmarks/front_study.py [--splits 100,101,102,103,104] [--shapes 12]
-       [--storage URL] [--prune-amounts 0.7,0.85] [--pruned "prune.* ..."]
+       [--storage URL] [--prune-amounts 0.5,0.7,0.75,0.85] [--pruned "prune.* ..."]
        [--plot docs/img/front_lis.png]
        [--shard i/n] [--partial] [hydra overrides for every run...]
 """
@@ -101,7 +101,9 @@ def arguments() -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--shapes", type=int, default=12, help="fewest search trials retrained")
     parser.add_argument("--storage", default=f"sqlite:///{ROOT}/mlruns/optuna.db")
     parser.add_argument("--search-study", help="default: student_shape_pareto_<data>")
-    parser.add_argument("--prune-amounts", default="0.7,0.85", help="one pruned teacher each")
+    parser.add_argument(
+        "--prune-amounts", default="0.5,0.7,0.75,0.85", help="one pruned teacher each"
+    )
     parser.add_argument(
         "--pruned", default="", help="more overrides for the pruned teachers (after prune=slim)"
     )
@@ -155,6 +157,7 @@ def chosen(trials: list[optuna.trial.FrozenTrial], shapes: int) -> list[Method]:
         spots = np.linspace(0, len(others) - 1, min(need, len(others)))
         picked += [others[i] for i in sorted({round(x) for x in spots})]
     on_front = {t.number for t, on in zip(trials, front, strict=True) if on}
+    picked.sort(key=_accuracy, reverse=True)  # the most accurate first: a study stopped early
     return [_trial_method(t, "front" if t.number in on_front else "rank-check") for t in picked]
 
 
