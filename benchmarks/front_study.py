@@ -24,7 +24,7 @@ Re-running launches only what has not finished; ``--shard i/n`` takes every n-th
 Usage: python benchmarks/front_study.py [--splits 100,101,102,103,104] [--shapes 12]
        [--storage URL] [--prune-amounts 0.5,0.7,0.75,0.85] [--pruned "prune.* ..."]
        [--plot docs/img/front_lis.png]
-       [--shard i/n] [--partial] [hydra overrides for every run...]
+       [--shard i/n] [--first 23,22] [--partial] [hydra overrides for every run...]
 """
 
 from __future__ import annotations
@@ -67,7 +67,10 @@ def main() -> None:
         overrides = ["data=lis", f"data.source.root={lis_root()}", *overrides]
     data = next(o.removeprefix("data=") for o in overrides if o.startswith("data="))
     trials = search_trials(args.storage, args.search_study or f"student_shape_pareto_{data}")
-    methods = [*references(args.prune_amounts, args.pruned), *chosen(trials, args.shapes)]
+    retrained = chosen(trials, args.shapes)
+    first = [f"trial-{n}" for n in args.first.split(",") if n]
+    retrained.sort(key=lambda m: first.index(m.name) if m.name in first else len(first))
+    methods = [*references(args.prune_amounts, args.pruned), *retrained]
     study = Study(f"front_{data}", overrides)
     out = args.out or ROOT / "mlruns/studies" / study.name
     shard, shards = (int(v) for v in args.shard.split("/"))
@@ -115,6 +118,9 @@ def arguments() -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--out", type=Path, help="default: mlruns/studies/front_<data>")
     parser.add_argument("--plot", type=Path, help="also write the plot here (e.g. docs/img/)")
     parser.add_argument("--shard", default="0/1", help="i/n: every n-th held-out split")
+    parser.add_argument(
+        "--first", default="", help="search trial numbers to retrain first, e.g. near a size target"
+    )
     parser.add_argument(
         "--partial",
         action="store_true",
