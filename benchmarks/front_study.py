@@ -48,6 +48,7 @@ from common import ROOT, Study, lis_root, paired_text, pct
 
 DIRECTIONS = ["maximize", "minimize"]  # the search's objectives: accuracy, deployed bytes
 ACC, BYTES = "test_acc_deployed", "size_deployed_bytes"
+WITHIN = 0.01  # the size target's tolerance: a model counts if at most 1 point below the teacher
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,7 @@ class Report:
             "bytes": int(first[size]),
             "acc": mean_ci(accuracy),
             "vs_teacher": "" if label.endswith("(fp32 ONNX)") else paired_text(accuracy, teacher),
+            "diff": float((accuracy - teacher).mean()),
         }
 
     def rank_check(self) -> tuple[float, float, int]:
@@ -268,6 +270,7 @@ class Report:
         both = sum(a and b for a, b in zip(*fronts, strict=True))
         hv = [hypervolume(np.array(v), DIRECTIONS, self.reference) for v in (mean, first)]
         return [
+            *_targets(rows),
             f"Rank check over {n} retrained search trials: Spearman rho of screening validation "
             f"accuracy with full-recipe held-out test accuracy = {rho_all:.2f} (mean over the "
             f"search repeats), {rho_one:.2f} (first search split only).",
@@ -275,6 +278,36 @@ class Report:
             f"the mean of the repeats, {sum(fronts[1])} with the first split only, {both} on "
             f"both; hypervolume (reference {self.reference}) {hv[0]:.0f} vs {hv[1]:.0f}.",
         ]
+
+
+def _targets(rows: list[dict]) -> list[str]:
+    """The issue's targets read off the table: the smallest model within a point of the fp32
+    teacher (any path, and the searched shapes alone), and what dominates the seed student."""
+    deployed = [r for r in rows if not r["label"].endswith("(fp32 ONNX)")]
+    searched = [r for r in deployed if r["kind"] in ("front", "rank-check")]
+    lines = []
+    for who, group in (("any path", deployed), ("retrained search trials only", searched)):
+        close = [r for r in group if r["diff"] >= -WITHIN]
+        best = min(close, key=lambda r: r["bytes"], default=None)
+        found = (
+            f"{best['label']}, {best['bytes']:,} bytes, {best['diff'] * 100:+.1f}"
+            if best
+            else "none"
+        )
+        lines.append(
+            f"Smallest model ({who}) within {100 * WITHIN:.1f} point of the fp32 teacher "
+            f"(mean paired difference): {found}."
+        )
+    seed = next(r for r in rows if r["label"] == "seed_student")
+    better = [
+        r for r in searched if r["bytes"] <= seed["bytes"] and r["acc"].mean > seed["acc"].mean
+    ]
+    lines.append(
+        f"Retrained search trials that dominate the seed student ({seed['bytes']:,} bytes, "
+        f"{100 * seed['acc'].mean:.1f} %): {len(better)}"
+        + (f", the smallest {min(better, key=lambda r: r['bytes'])['label']}." if better else ".")
+    )
+    return lines
 
 
 def _shape(row: pd.Series) -> str:
@@ -329,13 +362,24 @@ def _plot(rows: list[dict]):
         color="C3",
         label="front (retrained search trials)",
     )
+    deployed = [r for r in rows if not r["label"].endswith("(fp32 ONNX)")]
+    on = pareto_mask([(r["acc"].mean, r["bytes"]) for r in deployed], DIRECTIONS)
+    overall = sorted((r for r, o in zip(deployed, on, strict=True) if o), key=lambda r: r["bytes"])
+    ax.step(
+        [r["bytes"] for r in overall],
+        [100 * r["acc"].mean for r in overall],
+        where="post",
+        color="0.3",
+        linestyle="--",
+        label="front (every deployed model)",
+    )
     for i, r in enumerate(x for x in rows if x["kind"] in ("teacher", "reference")):
         _point(ax, r, color=f"C{i % 3}", fmt="s")
         ax.annotate(
             r["label"],
             (r["bytes"], 100 * r["acc"].mean),
             textcoords="offset points",
-            xytext=(6, -12),
+            xytext=(6, -12 if i % 2 else 4),  # alternate sides: neighbours do not overlap
             fontsize=8,
         )
     ax.set_xscale("log")

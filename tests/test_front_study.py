@@ -12,6 +12,7 @@ import optuna
 import pytest
 
 from signdistill.pareto import pareto_mask
+from signdistill.stats import Interval
 
 from pipeline_helpers import TINY_DATA, TINY_TEACHER
 from sweep_helpers import ROOT, environment
@@ -118,3 +119,35 @@ def test_front_study_retrains_exactly_the_screening_front_and_reports_it(tmp_pat
     assert len(mlflow.search_runs(experiment_names=["signdistill"])) == len(runs) - len(lost)
     assert f"| {dropped} |" not in partial.stdout  # reported: the models finished on every split
     assert "| student_tiny |" in partial.stdout
+
+
+def test_targets_name_the_smallest_model_within_a_point_and_what_dominates_the_seed(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from front_study import _targets
+
+    def row(label: str, kind: str, size: int, acc: float, diff: float) -> dict:
+        return {
+            "label": label,
+            "kind": kind,
+            "bytes": size,
+            "acc": Interval(acc, acc, acc, 5),
+            "diff": diff,
+        }
+
+    rows = [
+        row("teacher (fp32 ONNX)", "teacher", 600_000, 0.90, 0.0),
+        row("teacher (int8)", "teacher", 160_000, 0.90, 0.0),
+        row("seed_student", "reference", 40_000, 0.86, -0.04),
+        row("pruned", "reference", 19_000, 0.895, -0.005),
+        row("trial-1", "front", 12_000, 0.885, -0.015),  # dominates the seed, but 1.5 points off
+        row("trial-2", "front", 30_000, 0.892, -0.008),
+        row("trial-3", "rank-check", 50_000, 0.95, 0.05),  # larger than the seed student
+    ]
+    lines = _targets(rows)
+    assert "(any path)" in lines[0]
+    assert "pruned, 19,000 bytes, -0.5" in lines[0]
+    assert "(retrained search trials only)" in lines[1]
+    assert "trial-2, 30,000 bytes, -0.8" in lines[1]
+    assert lines[2].endswith(": 2, the smallest trial-1.")
+    rows = [r | {"diff": -0.02} if r["kind"] != "teacher" else r for r in rows[:3]]
+    assert _targets(rows)[1].endswith("difference): none.")
