@@ -339,40 +339,13 @@ def _plot(rows: list[dict]):
     through the non-dominated retrained trials; the references marked and named."""
     fig, ax = plt.subplots(figsize=(8, 5.5), layout="constrained")
     trials = [r for r in rows if r["kind"] in ("front", "rank-check")]
-    front = [
-        r
-        for r, on in zip(
-            trials,
-            pareto_mask([(r["acc"].mean, r["bytes"]) for r in trials], DIRECTIONS),
-            strict=True,
-        )
-        if on
-    ]
-    for group, style in (
-        (trials, {"color": "0.6", "fmt": "o"}),
-        (front, {"color": "C3", "fmt": "o"}),
-    ):
+    front = _front(trials)
+    for group, color in ((trials, "0.6"), (front, "C3")):
         for r in group:
-            _point(ax, r, **style)
-    steps = sorted(front, key=lambda r: r["bytes"])
-    ax.step(
-        [r["bytes"] for r in steps],
-        [100 * r["acc"].mean for r in steps],
-        where="post",
-        color="C3",
-        label="front (retrained search trials)",
-    )
+            _point(ax, r, color=color, fmt="o")
+    _steps(ax, front, color="C3", label="front (retrained search trials)")
     deployed = [r for r in rows if not r["label"].endswith("(fp32 ONNX)")]
-    on = pareto_mask([(r["acc"].mean, r["bytes"]) for r in deployed], DIRECTIONS)
-    overall = sorted((r for r, o in zip(deployed, on, strict=True) if o), key=lambda r: r["bytes"])
-    ax.step(
-        [r["bytes"] for r in overall],
-        [100 * r["acc"].mean for r in overall],
-        where="post",
-        color="0.3",
-        linestyle="--",
-        label="front (every deployed model)",
-    )
+    _steps(ax, _front(deployed), color="0.3", linestyle="--", label="front (every deployed model)")
     for i, r in enumerate(x for x in rows if x["kind"] in ("teacher", "reference")):
         _point(ax, r, color=f"C{i % 3}", fmt="s")
         ax.annotate(
@@ -388,6 +361,19 @@ def _plot(rows: list[dict]):
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower right")
     return fig
+
+
+def _front(rows: list[dict]) -> list[dict]:
+    """The rows no other row beats on both mean accuracy and bytes, smallest first."""
+    on = pareto_mask([(r["acc"].mean, r["bytes"]) for r in rows], DIRECTIONS)
+    return sorted((r for r, o in zip(rows, on, strict=True) if o), key=lambda r: r["bytes"])
+
+
+def _steps(ax, front: list[dict], **style) -> None:
+    """A front as a step line: each model's accuracy holds until a larger one beats it."""
+    ax.step(
+        [r["bytes"] for r in front], [100 * r["acc"].mean for r in front], where="post", **style
+    )
 
 
 def _point(ax, row: dict, color: str, fmt: str) -> None:
