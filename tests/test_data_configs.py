@@ -10,6 +10,7 @@ from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig
 
 from signdistill.data.datamodule import SignDataModule
+from signdistill.teachers import teacher_key
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 DATA_CONFIGS = sorted(p.stem for p in (CONF / "data").glob("*.yaml"))
@@ -69,3 +70,30 @@ def test_data_configs_match_their_signatures_and_construct_without_loading(
 def test_every_data_config_is_covered():
     covered = {"isl_sim", "lis", "folder", "ts"}
     assert set(DATA_CONFIGS) == covered, "add the new config to the test above"
+
+
+def _schedule(cfg: DictConfig) -> tuple:
+    """Batch, and the run's and its teacher's epochs and learning rates."""
+    train, teacher = cfg.train, cfg.teacher.train
+    return (
+        cfg.data.batch_size,
+        (train.max_epochs, train.optimizer.lr),
+        (teacher.max_epochs, teacher.optimizer.lr),
+    )
+
+
+def test_the_simulator_has_its_own_schedule_and_the_real_data_keeps_the_recipes(tmp_path):
+    student = _compose(tmp_path, "isl_sim")
+    assert _schedule(student) == (64, (200, 0.006), (200, 0.002))
+    assert _schedule(_compose(tmp_path, "isl_sim", "model=student_tiny")) == _schedule(student)
+    assert _schedule(_compose(tmp_path, "lis")) == (32, (300, 0.003), (300, 0.001))
+    assert _schedule(_compose(tmp_path, "isl_sim", "~schedule")) == (32, (300, 0.003), (300, 0.001))
+
+
+def test_a_simulator_teacher_run_trains_the_teacher_its_students_look_up(tmp_path):
+    teacher = _compose(tmp_path, "isl_sim", "model=teacher")
+    student = _compose(tmp_path, "isl_sim")
+    data = {"data": "the same"}
+    assert teacher_key(teacher.model, teacher.train, data, 0) == teacher_key(
+        student.teacher.model, student.teacher.train, data, 0
+    )
