@@ -84,7 +84,7 @@ def _schedule(cfg: DictConfig) -> tuple:
 
 def test_the_simulator_has_its_own_schedule_and_the_real_data_keeps_the_recipes(tmp_path):
     student = _compose(tmp_path, "isl_sim")
-    assert _schedule(student) == (64, (200, 0.006), (200, 0.002))
+    assert _schedule(student) == (64, (150, 0.006), (200, 0.002))
     assert _schedule(_compose(tmp_path, "isl_sim", "model=student_tiny")) == _schedule(student)
     assert _schedule(_compose(tmp_path, "lis")) == (32, (300, 0.003), (300, 0.001))
     assert _schedule(_compose(tmp_path, "isl_sim", "~schedule")) == (32, (300, 0.003), (300, 0.001))
