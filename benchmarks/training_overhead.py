@@ -26,15 +26,15 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
-from omegaconf import DictConfig
 
 from signdistill import build
 from signdistill.data.datamodule import SignDataModule
 from signdistill.distill import Distiller, teacher_logits
 from signdistill.models import ConvPoolLSTM, ModelSpec
 from signdistill.module import SignClassifier
+from signdistill.settings import Recipe, Settings, compose
 
-from common import config, datamodule, interleave, median_ms, ratio
+from common import config, interleave, median_ms, ratio
 
 
 class EpochTimer(Callback):
@@ -53,7 +53,7 @@ class EpochTimer(Callback):
 def lightning_side(
     module: SignClassifier,
     dm: SignDataModule,
-    trainer_cfg: DictConfig,
+    make_trainer: Callable[..., L.Trainer],
     logits: torch.Tensor | None = None,
 ) -> Callable[[], float]:
     """One training epoch of ``module`` through a Trainer of the project's settings per call;
@@ -61,8 +61,7 @@ def lightning_side(
 
     def epoch() -> float:
         timer = EpochTimer()
-        trainer: L.Trainer = instantiate(
-            trainer_cfg,
+        trainer = make_trainer(
             max_epochs=1,
             limit_val_batches=0,
             logger=False,
@@ -77,9 +76,9 @@ def lightning_side(
     return epoch
 
 
-def plain_side(model: ConvPoolLSTM, dm: SignDataModule, cfg: DictConfig) -> Callable[[], float]:
+def plain_side(model: ConvPoolLSTM, dm: SignDataModule, recipe: Recipe) -> Callable[[], float]:
     """One epoch of the minimal loop per call: forward, cross-entropy, backward, step."""
-    opt = instantiate(cfg.train.optimizer)(model.parameters())
+    opt = instantiate(recipe.node.optimizer)(model.parameters())
 
     def epoch() -> float:
         dm.set_teacher_logits(None)
@@ -94,37 +93,29 @@ def plain_side(model: ConvPoolLSTM, dm: SignDataModule, cfg: DictConfig) -> Call
     return epoch
 
 
-def classifier(
-    train: DictConfig, model: ConvPoolLSTM, distiller: Distiller | None = None
-) -> SignClassifier:
-    """The LightningModule of the ``train`` recipe around ``model``, without augmentation."""
-    return instantiate(train, model=model, augment=None, distiller=distiller, _convert_="partial")
-
-
-def sides(cfg: DictConfig, dm: SignDataModule) -> dict[str, Callable[[], float]]:
+def sides(s: Settings, dm: SignDataModule) -> dict[str, Callable[[], float]]:
     """The epochs compared: the plain loop, the student from scratch, with cached teacher logits
     and with online teacher passes (a random teacher: only its cost matters), and the teacher."""
     torch.manual_seed(0)
-    student, teacher = instantiate(cfg.model), instantiate(cfg.teacher.model)
-    frozen = build.network(teacher, dm).eval()
-    kd = instantiate(cfg.distill)
+    frozen = build.network(s.teacher.model, dm).eval()
+    kd = s.loss()
     cached = teacher_logits(frozen, dm.tensors("train")[0])
 
     def lightning(
-        train: DictConfig,
+        recipe: Recipe,
         spec: ModelSpec,
         distiller: Distiller | None = None,
         logits: torch.Tensor | None = None,
     ) -> Callable[[], float]:
-        module = classifier(train, build.network(spec, dm), distiller)
-        return lightning_side(module, dm, cfg.trainer, logits)
+        module = recipe.module(build.network(spec, dm), None, distiller)  # no augmentation
+        return lightning_side(module, dm, s.trainer, logits)
 
     return {
-        "plain": plain_side(build.network(student, dm), dm, cfg),
-        "lightning": lightning(cfg.train, student),
-        "kd_cached": lightning(cfg.train, student, Distiller(frozen, kd, online=False), cached),
-        "kd_online": lightning(cfg.train, student, Distiller(frozen, kd, online=True)),
-        "teacher": lightning(cfg.teacher.train, teacher),
+        "plain": plain_side(build.network(s.model, dm), dm, s.train),
+        "lightning": lightning(s.train, s.model),
+        "kd_cached": lightning(s.train, s.model, Distiller(frozen, kd, online=False), cached),
+        "kd_online": lightning(s.train, s.model, Distiller(frozen, kd, online=True)),
+        "teacher": lightning(s.teacher.train, s.teacher.model),
     }
 
 
@@ -136,11 +127,12 @@ RATIOS = {
 
 
 def main(repeats: int, only: list[str], overrides: list[str]) -> None:
-    cfg = config("model=student", *overrides)
-    dm = datamodule(cfg)
+    settings = compose(config("model=student", *overrides))
+    dm = settings.data
+    dm.prepare()
     n = len(dm.split.train)
-    print(f"data={cfg.data.name}: {n} training recordings, batch {cfg.data.batch_size}")
-    every = sides(cfg, dm)
+    print(f"data={dm.name}: {n} training recordings, batch {dm.batch_size}")
+    every = sides(settings, dm)
     times = interleave({k: v for k, v in every.items() if not only or k in only}, repeats)
     for side in times:
         print(f"{side} epoch: median {median_ms(times, side):.0f} ms")

@@ -10,6 +10,7 @@ from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig
 
 from signdistill.data.datamodule import SignDataModule
+from signdistill.settings import compose as compose_settings
 from signdistill.teachers import teacher_key
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -91,8 +92,8 @@ def test_the_simulator_has_its_own_schedule_and_the_real_data_keeps_the_recipes(
 
 
 def test_a_simulator_teacher_run_trains_the_teacher_its_students_look_up(tmp_path):
-    teacher = _compose(tmp_path, "isl_sim", "model=teacher")
-    student = _compose(tmp_path, "isl_sim")
+    teacher = compose_settings(_compose(tmp_path, "isl_sim", "model=teacher"))
+    student = compose_settings(_compose(tmp_path, "isl_sim"))
     data = {"data": "the same"}
     assert teacher_key(teacher.model, teacher.train, data, 0) == teacher_key(
         student.teacher.model, student.teacher.train, data, 0

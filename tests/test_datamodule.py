@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from signdistill.data.datamodule import SignDataModule
-from signdistill.data.recordings import DataError, Recordings
+from signdistill.data.recordings import Recordings
+from signdistill.errors import DataError
 from signdistill.models import Architecture, ConvPoolLSTM
 
 from fakes import BlobSource

@@ -11,7 +11,7 @@ import pytest
 from signdistill.data.datamodule import SignDataModule
 from signdistill.data.folder import FolderDataset
 from signdistill.data.io import resize
-from signdistill.data.recordings import DataError
+from signdistill.errors import DataError
 
 CHANNELS = ["emg", "acc_x", "acc_y"]
 

@@ -64,7 +64,7 @@ def test_front_study_retrains_exactly_the_screening_front_and_reports_it(tmp_pat
 
     report = [
         sys.executable,
-        str(ROOT / "benchmarks" / "front_study.py"),
+        str(ROOT / "studies" / "front_study.py"),
         "--splits",
         "7,8",
         "--shapes",
@@ -122,7 +122,7 @@ def test_front_study_retrains_exactly_the_screening_front_and_reports_it(tmp_pat
 
 
 def test_targets_name_the_smallest_model_within_a_point_and_what_dominates_the_seed(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    monkeypatch.syspath_prepend(str(ROOT / "studies"))
     from front_study import _targets
 
     def row(label: str, kind: str, size: int, acc: float, diff: float) -> dict:

@@ -29,7 +29,7 @@ def study(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
         f"logger.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
         f"logger.artifact_root={tmp_path}/artifacts",
     ]
-    cmd = [sys.executable, "benchmarks/kd_study.py", "--out", str(tmp_path / "study"), *args]
+    cmd = [sys.executable, "studies/kd_study.py", "--out", str(tmp_path / "study"), *args]
     done = subprocess.run([*cmd, *overrides], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return done

@@ -11,7 +11,7 @@ import pytest
 
 from signdistill.data import lis
 from signdistill.data.lis import LisDataset
-from signdistill.data.recordings import DataError
+from signdistill.errors import DataError
 
 
 def test_full_dataset_shape(lis_root, tmp_path):

@@ -125,20 +125,26 @@ def test_optuna_multi_objective_example(with_commandline: bool, tmpdir: Path) ->
             assert trial_x["params"]["y"] % 1 == 0
             # The trials must not dominate each other.
             for trial_y in returns["solutions"]:
-                assert not _dominates(trial_x, trial_y)
+                assert not _dominates(trial_x["values"], trial_y["values"])
     else:
         for trial_x in returns["solutions"]:
             assert trial_x["params"]["x"] % 1 in {0, 0.5}
             assert trial_x["params"]["y"] % 1 in {0, 0.5}
             # The trials must not dominate each other.
             for trial_y in returns["solutions"]:
-                assert not _dominates(trial_x, trial_y)
+                assert not _dominates(trial_x["values"], trial_y["values"])
 
 
 def _dominates(values_x: list[float], values_y: list[float]) -> bool:
-    return all(x <= y for x, y in zip(values_x, values_y, strict=False)) and any(
-        x < y for x, y in zip(values_x, values_y, strict=False)
+    """Whether x dominates y when both objectives are minimized (the example's directions)."""
+    return all(x <= y for x, y in zip(values_x, values_y, strict=True)) and any(
+        x < y for x, y in zip(values_x, values_y, strict=True)
     )
+
+
+def test_the_dominance_check_above_can_fail() -> None:
+    assert _dominates([1.0, 1.0], [2.0, 1.0])  # better in one, equal in the other
+    assert not _dominates([1.0, 2.0], [2.0, 1.0]) and not _dominates([1.0, 1.0], [1.0, 1.0])
 
 
 def test_optuna_custom_search_space_example(tmpdir: Path) -> None:

@@ -6,16 +6,19 @@ import re
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 import torch
 
 from signdistill.checkpoints import load_model, save_model
-from signdistill.config import ConfigError, validate
-from signdistill.data.recordings import DataError
+from signdistill.config import validate
+from signdistill.data.datamodule import SignDataModule
 from signdistill.distill import teacher_logits
+from signdistill.errors import ConfigError, DataError
 from signdistill.models import Architecture, ConvPoolLSTM
 from signdistill.pipeline import run
 from signdistill.pruning import prune
+from signdistill.settings import compose
 
 from pipeline_helpers import CONF, make_cfg, runs
 
@@ -108,6 +111,12 @@ def test_pruned_teacher_is_recovered_for_its_epochs_and_points_at_its_source(tmp
     row = df.loc[pruned["mlflow_run_id"]]
     base = df.loc[row["tags.pruned_from"]]
     assert row["tags.kind"] == f"pruned-{recover}" and base["tags.kind"] == "teacher"
+    # recorded as what was trained: the pruned network's role and sizes, not the teacher spec's
+    assert row["tags.role"] == "pruned" and row["tags.task"] == "prune"
+    assert row["params.model.role"] == "pruned"
+    assert row["params.model.hidden_sizes"] == row["params.arch.hidden_sizes"]
+    assert row["params.model.conv_channels"] == row["params.arch.conv_channels"]
+    assert pd.isna(row["params.model.conv1"])  # the base teacher's spec logs it; this run not
     assert row["metrics.epoch"] == 1  # prune.recover_epochs, not the recipe's 3
     assert base["params.arch.conv_batchnorm"] == "True"
     # what a researcher needs to see of the sparse model: histograms and the fraction over epochs
@@ -184,6 +193,46 @@ def test_invalid_config_fails_before_any_data_naming_the_key(tmp_path, override,
     with pytest.raises(ConfigError, match=rf"^{re.escape(key)}\b"):
         validate(make_cfg(tmp_path, *override.split()))
     assert not loads  # refused before any data is read
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ("model=student prune=slim", "prune.amount"),  # a student is not pruned
+        ("model=student_tiny prune=slim prune.amount=0.7", "prune.amount"),
+        ("model=teacher prune=slim model.conv1=16", "model.conv1"),  # prunes teacher.model
+    ],
+)
+def test_a_prune_run_of_anything_but_the_teacher_is_refused_before_any_work(
+    tmp_path, overrides, key, monkeypatch
+):
+    loads = []
+    monkeypatch.setattr("fakes.BlobSource.load", lambda *args: loads.append(args))
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}\b"):
+        compose(make_cfg(tmp_path, *overrides.split()))
+    assert not loads
+
+
+def test_runs_are_named_by_their_model_and_deployed_metrics_use_the_right_split(
+    tmp_path, monkeypatch
+):
+    """The test recordings get wrong labels here, so a figure measured on the wrong split shows:
+    validation accuracy stays high and test accuracy drops, for PyTorch and the deployed file."""
+    tensors = SignDataModule.tensors
+
+    def wrong_test_labels(self, part):
+        x, y = tensors(self, part)
+        return (x, (y + 1) % len(self.classes)) if part == "test" else (x, y)
+
+    monkeypatch.setattr(SignDataModule, "tensors", wrong_test_labels)
+    result = run(make_cfg(tmp_path, "model=student_tiny", "distill=none", "train.max_epochs=15"))
+    row = runs(tmp_path).set_index("run_id").loc[result["mlflow_run_id"]]
+    assert row["tags.mlflow.runName"] == row["tags.kind"] == "student_tiny-scratch"
+    assert row["tags.role"] == "student" and row["params.model.name"] == "student_tiny"
+    assert result["val_acc"] > 0.8 and result["test_acc"] < 0.3
+    for deployed in ("int8", "deployed"):
+        assert result[f"val_acc_{deployed}"] > 0.7, deployed
+        assert result[f"test_acc_{deployed}"] < 0.4, deployed
 
 
 def test_architecture_too_deep_for_the_recordings_is_refused_before_training(tmp_path):

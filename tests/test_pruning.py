@@ -6,9 +6,13 @@ import io
 
 import pytest
 import torch
+import torch.nn.functional as F
 
+from signdistill.fit import accuracy
+from signdistill.jobs import Trained
 from signdistill.models import Architecture, ConvPoolLSTM, count_parameters
 from signdistill.pruning import importance, min_units, prune, prune_to, select
+from signdistill.recover import pruning_metrics
 
 ARCH = Architecture(6, 5, (8, 12), (10, 9), conv_batchnorm=True)
 SIZES = {"conv1": 8, "conv2": 12, "lstm0": 10, "lstm1": 9}
@@ -171,3 +175,31 @@ def test_global_prune_runs_and_importance_without_batchnorm_is_filter_l1():
     assert sum(small.arch.conv_channels) + sum(small.arch.hidden_sizes) <= total - int(0.6 * total)
     assert min(*small.arch.conv_channels, *small.arch.hidden_sizes) >= 2
     assert small(torch.randn(2, 6, 60)).shape == (2, 5)
+
+
+def test_pruning_metrics_measure_the_model_pruned_of_exactly_its_zeroed_units():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(5, 6, 40, generator=g)[torch.arange(100) % 5] + torch.randn(100, 6, 40)
+    model = _model().train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(40):  # a model whose predictions depend on its input
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), torch.arange(100) % 5).backward()
+        optimizer.step()
+    model.eval()
+    zeroed = {name: [0, 3] for name in SIZES}  # what sparsity training drove to exactly zero
+    with torch.no_grad():
+        for name, group in model.unit_groups().items():
+            factors = torch.ones(SIZES[name])
+            factors[zeroed[name]] = 0.0
+            for part in group:
+                part.scale_(factors)
+    with torch.no_grad():
+        y = model(x).argmax(1)  # labels the sparse model gets all right
+    smaller = prune(model, 0.8, "layer", 1)
+    metrics = pruning_metrics(Trained("base", model, {"test_acc": 1.0}), smaller, (x, y))
+    # removing exactly the zeroed units changes no prediction; pruning 80 % of them does
+    assert metrics["test_acc_pruned_below_threshold"] == 1.0
+    assert metrics["test_acc_before_recovery"] == accuracy(smaller, x, y) < 0.9
+    assert metrics["sparse_below_threshold"] == pytest.approx(2 * 4 / sum(SIZES.values()))
+    assert metrics["sparse_test_acc"] == 1.0

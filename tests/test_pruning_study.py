@@ -28,7 +28,7 @@ TINY = [
 def test_pruning_study_trains_every_cell_and_reports_it(tmp_path):
     command = [
         sys.executable,
-        str(ROOT / "benchmarks" / "pruning_study.py"),
+        str(ROOT / "studies" / "pruning_study.py"),
         "--splits",
         "0,1",
         "--out",

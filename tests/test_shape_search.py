@@ -51,7 +51,7 @@ def test_every_sampled_shape_builds_a_model_whose_deployed_size_is_its_file(tmp_
     for i in range(4):
         params = study.ask(space).params
         sizes = {k.removeprefix("model."): v for k, v in params.items() if k in LAYERS}
-        model = network_for(ModelSpec(role="student", **sizes), x)
+        model = network_for(ModelSpec(role="student", name="student", **sizes), x)
         folder = tmp_path / str(i)
         folder.mkdir()
         meta = {"classes": ["a"] * 4, "channels": ["c"] * 5, "length": 120, "min_length": 1}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from signdistill.data.recordings import DataError
 from signdistill.data.simulator import IslSimulator
+from signdistill.errors import DataError
 
 SMALL = IslSimulator(n_signs=6, n_subjects=3, n_repetitions=8, n_families=3)
 

@@ -5,8 +5,8 @@ import re
 import numpy as np
 import pytest
 
-from signdistill.data.recordings import DataError
 from signdistill.data.splits import split_indices
+from signdistill.errors import DataError
 
 Y = np.repeat(np.arange(5), 20)
 GROUPS = np.array([f"subject_{i % 5}" for i in range(len(Y))])

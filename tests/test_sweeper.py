@@ -18,6 +18,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
@@ -32,11 +33,12 @@ from optuna.trial import TrialState
 from hydra_plugins.signdistill_sweeper._impl import PRUNING_TARGET, directions
 from hydra_plugins.signdistill_sweeper._results import objective_values
 from hydra_plugins.signdistill_sweeper._sampling import TrialSeeded, sampler
-from hydra_plugins.signdistill_sweeper._space import SearchSpace, distribution, override_value
-from hydra_plugins.signdistill_sweeper._tracking import hypervolume
+from hydra_plugins.signdistill_sweeper._space import SearchSpace, distribution
 from hydra_plugins.signdistill_sweeper.config import SAMPLERS
 from hydra_plugins.signdistill_sweeper.sweeper import OptunaSweeper
-from signdistill.pareto import pareto_mask, redact_url
+from signdistill.overrides import override_value
+from signdistill.pareto import hypervolume, pareto_mask
+from signdistill.urls import redact_url
 
 from sweep_helpers import ROOT, child_runs, study, sweep
 
@@ -267,6 +269,8 @@ def test_pareto_mask_tags_exactly_the_non_dominated_pairs():
         ([[0.8, 2.0], [0.8, 2.0]], [0.0, 10.0], 6.4),  # a repeated point adds nothing
         ([[0.8, 12.0], [0.5, 5.0]], [0.0, 10.0], 2.5),  # beyond the reference: nothing
         ([[0.8, 12.0]], [0.0, 10.0], 0.0),
+        # a reference that is not 0 in the maximized objective: (0.8 - 0.5) x (10 - 2)
+        ([[0.8, 2.0], [0.4, 1.0]], [0.5, 10.0], 0.3 * 8),
     ],
 )
 def test_hypervolume_of_a_hand_made_front(values, reference, expected):
@@ -364,11 +368,16 @@ def test_compression_sweep_mixes_students_and_pruned_teachers(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     trials = study(tmp_path, name="compression_pareto_isl_sim").trials
     assert [t.state.name for t in trials] == ["COMPLETE"] * 4
-    assert {"prune.amount", "prune.recover", "model.width", "export.deploy"} == set(
-        trials[0].params
-    )
-    for t in trials:
+    paths = {"student": {"model.width"}, "pruned_teacher": {"prune.amount", "prune.recover"}}
+    for t in trials:  # each trial samples its own path's knobs only
+        path = t.params["+sweeps/compression"]
+        assert set(t.params) == {"+sweeps/compression", "export.deploy", *paths[path]}
         assert 0 <= t.values[0] <= 1 and t.values[1] > 0
+    children, _ = child_runs(tmp_path)
+    roles = dict(zip(children["tags.optuna.trial_number"], children["tags.role"], strict=True))
+    for t in trials:  # a pruned trial is recorded as the pruned teacher it is
+        expected = "student" if t.params["+sweeps/compression"] == "student" else "pruned"
+        assert roles[str(t.number)] == expected
 
 
 @pytest.mark.slow
@@ -455,14 +464,22 @@ def test_dummy_sweep_logs_trials_as_child_runs_and_resumes(root):
     assert history[-1].value == pytest.approx(
         hypervolume(np.array([t.values for t in s.trials]), ["maximize", "minimize"], ref)
     )
-    # the Pareto-optimal trials, in the sweep folder and on the console
+    # the Pareto-optimal trials, in the sweep folder and on the console, objectives by name
     (results_file,) = (root / "multirun").glob("*/optimization_results.yaml")
     solutions = OmegaConf.to_container(OmegaConf.load(results_file).solutions)
     front = [t for t, on_front in zip(s.trials, expected, strict=True) if on_front]
-    assert sorted(map(str, solutions)) == sorted(
-        str({"params": t.params, "values": t.values}) for t in front
-    )
+    assert {t["number"]: t["params"] for t in solutions} == {t.number: t.params for t in front}
+    assert [t["values"] for t in solutions] == [t.values for t in front]  # the official format
+    assert [t["objectives"] for t in solutions] == [
+        {"val_acc": t.values[0], "size_file_bytes": t.values[1]} for t in front
+    ]
     assert f"Pareto front: {len(front)} trials" in first.stdout
+    assert f"trial {front[0].number}: val_acc=" in first.stdout
+    assert "values_0" not in first.stdout
+    csv = mlflow.artifacts.download_artifacts(run_id=parent["run_id"], artifact_path="trials.csv")
+    columns = pd.read_csv(csv).columns
+    assert {"values_val_acc", "values_size_file_bytes"} <= set(columns)
+    assert "values_0" not in columns
 
     second = app_sweep(root, "hydra.sweeper.n_trials=2")
     assert second.returncode == 0, second.stderr[-3000:]

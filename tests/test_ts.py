@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from signdistill.data.datamodule import SignDataModule
-from signdistill.data.recordings import DataError
 from signdistill.data.ts import TsDataset, read_ts
+from signdistill.errors import DataError
 
 CLASSES = ("Standing", "Walking")
 

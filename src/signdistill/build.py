@@ -1,10 +1,7 @@
-"""Building what a job trains from config: the network, the distiller and the LightningModule."""
+"""Building what a job trains: the network, the distiller and the LightningModule."""
 
 from __future__ import annotations
 
-from hydra.utils import instantiate
-
-from signdistill.augment import Augment
 from signdistill.data.datamodule import SignDataModule
 from signdistill.distill import Distiller, teacher_logits
 from signdistill.jobs import Job
@@ -25,14 +22,16 @@ def parameters(spec: ModelSpec, dm: SignDataModule) -> int:
 
 
 def module(job: Job, dm: SignDataModule, cache_logits: bool) -> SignClassifier:
-    """The LightningModule of ``job.train`` around its network, distilling if the job has a loss.
+    """The LightningModule of the job's recipe around its network (built from its spec, or the
+    network it was given), distilling if the job has a loss.
 
     A distilled student on clean data gets its teacher's logits computed once and served by the
     DataModule (unless ``cache_logits`` is off); with augmentation the teacher runs online on the
     student's augmented batch.
     """
-    model = network(instantiate(job.model), dm) if job.init is None else job.init.train()
-    augment: Augment | None = instantiate(job.train.augment)
+    spec = job.network
+    model = network(spec, dm) if isinstance(spec, ModelSpec) else spec.train()
+    augment = job.recipe.augment()
     distiller = None
     if job.loss is not None and job.teacher is not None:
         online = (augment is not None and augment.enabled) or not cache_logits
@@ -41,7 +40,4 @@ def module(job: Job, dm: SignDataModule, cache_logits: bool) -> SignClassifier:
     dm.set_teacher_logits(
         teacher_logits(distiller.teacher, dm.tensors("train")[0]) if cached else None
     )
-    # _convert_: the recipe's callbacks arrive as a plain dict of Lightning callbacks
-    return instantiate(
-        job.train, model=model, augment=augment, distiller=distiller, _convert_="partial"
-    )
+    return job.recipe.module(model, augment, distiller)

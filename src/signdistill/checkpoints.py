@@ -12,13 +12,9 @@ from typing import Any
 
 import torch
 
-from signdistill.data.cache import atomic_write_bytes
-from signdistill.errors import UserError
+from signdistill.errors import ModelFileError
+from signdistill.files import atomic_write_bytes
 from signdistill.models import Architecture, ConvPoolLSTM
-
-
-class ModelFileError(UserError):
-    """A model file that cannot be used: missing, damaged, foreign, or holding code."""
 
 
 def save_model(path: Path, model: ConvPoolLSTM, meta: dict[str, Any]) -> int:

@@ -22,16 +22,13 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
+from hydra import compose, initialize_config_dir
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
-from signdistill.checkpoints import ModelFileError, load_model
-from signdistill.errors import UserError
-
-
-class ConfigError(UserError, ValueError):
-    """An invalid config value; the message starts with the offending key."""
+from signdistill.checkpoints import load_model
+from signdistill.errors import ConfigError, ModelFileError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +58,16 @@ class RunConfig:
     recipe: str | None = None  # set by a +recipe=<name> preset (conf/recipe/); names runs
 
 
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def load_config(*overrides: str) -> DictConfig:
+    """The project's composed config with ``overrides``, outside a Hydra app (study scripts,
+    benchmarks, tests); ``paths.root=<dir>`` roots its files (MLflow, caches, teachers) there."""
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
 # Constructed during validation: no I/O, no training, so their own checks run before any work.
 CONSTRUCTED = ("data", "model", "teacher.model", "distill", "export", "prune", "logger")
 
@@ -79,12 +86,6 @@ def validate(cfg: DictConfig) -> None:
             load_model(Path(cfg.teacher.checkpoint))
         except ModelFileError as e:
             raise ConfigError(f"teacher.checkpoint: {e}") from None
-
-
-def with_values(node: DictConfig, values: dict[str, Any]) -> DictConfig:
-    """A copy of ``node`` with ``values`` merged in, new keys allowed (a derived recipe)."""
-    copy = OmegaConf.create(OmegaConf.to_container(node))
-    return OmegaConf.merge(copy, values)
 
 
 def _check(node: DictConfig, target: Callable, path: str) -> None:

@@ -16,12 +16,13 @@ import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import lightning as L
 from lightning.fabric.utilities.rank_zero import rank_zero_module
 from lightning.pytorch.callbacks import TQDMProgressBar
 from tqdm import tqdm
+
+from signdistill.urls import redact_url
 
 
 @dataclass(frozen=True)
@@ -195,17 +196,9 @@ def summary(
 
 
 def ui_hint(tracking_uri: str, experiment_id: str, run_id: str) -> str:
-    """How to see the run in the MLflow UI (a password in the URI is left out)."""
+    """How to see the run in the MLflow UI (a password in the URI is shown as ``***``)."""
     page = f"#/experiments/{experiment_id}/runs/{run_id}"
     if tracking_uri.startswith(("http://", "https://")):
         return f"open {tracking_uri.rstrip('/')}/{page}"
-    uri = _without_password(tracking_uri)
+    uri = redact_url(tracking_uri)
     return f"view: mlflow ui --backend-store-uri {uri}, then http://127.0.0.1:5000/{page}"
-
-
-def _without_password(uri: str) -> str:
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.replace(f":{parts.password}@", "@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))

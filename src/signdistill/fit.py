@@ -1,6 +1,6 @@
 """Fitting and evaluating: Lightning's fit with the recipe's weights restored, then val and test.
 
-The Trainer comes from ``conf/trainer`` (``accelerator: auto``: a GPU when there is one). With
+The Trainer is ``conf/trainer``'s factory (``accelerator: auto``: a GPU when there is one). With
 ``deterministic: true`` Lightning makes torch use deterministic algorithms and, for CUDA, sets
 ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` when the Trainer is built, before any cuBLAS call, which
 deterministic LSTMs on CUDA need. The device each run trained on is its ``device`` tag.
@@ -8,14 +8,13 @@ deterministic LSTMs on CUDA need. The device each run trained on is its ``device
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import Logger, MLFlowLogger
-from omegaconf import DictConfig
 from torch import nn
 
 from signdistill import console
@@ -26,7 +25,7 @@ from signdistill.module import SignClassifier
 def fit(
     module: SignClassifier,
     dm: SignDataModule,
-    trainer_cfg: DictConfig,
+    make_trainer: Callable[..., L.Trainer],
     folder: Path,
     logger: Logger,
 ) -> int:
@@ -41,11 +40,10 @@ def fit(
         save_last=module.restore == "last",
     )
     callbacks: list[Callback] = [checkpoint]
-    if trainer_cfg.enable_progress_bar:
+    if progress_bar(make_trainer):
         callbacks.append(console.RunProgressBar())
     with console.quiet_lightning():
-        trainer: L.Trainer = instantiate(
-            trainer_cfg,
+        trainer = make_trainer(
             max_epochs=module.max_epochs,
             callbacks=callbacks,
             logger=logger,
@@ -66,12 +64,17 @@ def device(trainer: L.Trainer) -> str:
     return str(trainer.strategy.root_device)
 
 
-def evaluate(module: SignClassifier, dm: SignDataModule, trainer_cfg: DictConfig) -> dict:
+def progress_bar(make_trainer: Callable[..., L.Trainer]) -> bool:
+    """Whether ``conf/trainer`` asks for a progress bar (Lightning's default: yes)."""
+    return getattr(make_trainer, "keywords", {}).get("enable_progress_bar", True)
+
+
+def evaluate(
+    module: SignClassifier, dm: SignDataModule, make_trainer: Callable[..., L.Trainer]
+) -> dict:
     """Validation and test metrics of the module's current weights."""
     with console.quiet_lightning(console.LIGHTNING_DEVICES):  # fit already named the device
-        trainer: L.Trainer = instantiate(
-            trainer_cfg, enable_progress_bar=False, logger=False, enable_checkpointing=False
-        )
+        trainer = make_trainer(enable_progress_bar=False, logger=False, enable_checkpointing=False)
         val = trainer.validate(module, datamodule=dm, verbose=False)[0]
         test = trainer.test(module, datamodule=dm, verbose=False)[0]
     return {

@@ -93,11 +93,14 @@ class ModelSpec:
     """What a model is (``conf/model/``): its role in the study and its layer sizes.
 
     ``role``: a ``teacher`` is trained on its own and stored for students; a ``student`` learns
-    from the teacher (unless ``distill=none``). ``width`` multiplies conv1, conv2 and hidden
-    (never below one unit), for sweeps over one size knob. Channels and classes come from the data.
+    from the teacher (unless ``distill=none``). ``name``: the config it comes from (``teacher``,
+    ``student``, ``student_tiny``, ...), which names and tags its runs. ``width`` multiplies
+    conv1, conv2 and hidden (never below one unit), for sweeps over one size knob. Channels and
+    classes come from the data.
     """
 
     role: Literal["teacher", "student"]
+    name: str
     conv1: PositiveInt
     conv2: PositiveInt
     hidden: PositiveInt

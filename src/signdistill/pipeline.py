@@ -2,117 +2,121 @@
 stored teacher fits the data), or prune and recover the teacher; each model trained is one MLflow
 run logging accuracy against size.
 
-:func:`run` only chooses the path; :func:`train_job` is the path every model takes: build, fit,
+:func:`execute` only dispatches on the run's task, chosen and validated by
+:func:`signdistill.settings.compose`; :func:`train_job` is the path every model takes: build, fit,
 evaluate, measure the deployed files, record.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import mlflow
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from signdistill import build, console, export, phases, recover, teachers, tracking
 from signdistill.checkpoints import save_model
-from signdistill.config import ConfigError, validate
-from signdistill.data.datamodule import SignDataModule
+from signdistill.errors import ConfigError
+from signdistill.files import scratch_dir
 from signdistill.fit import evaluate, fit
 from signdistill.jobs import Context, Job, Trained
 from signdistill.models import ConvPoolLSTM
 from signdistill.module import SignClassifier
+from signdistill.settings import Settings, compose
 from signdistill.sizes import size_metrics
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Train what ``cfg`` asks for; returns its summary metrics and ``mlflow_run_id``."""
-    validate(cfg)
+    """Compose ``cfg`` into the run's settings and :func:`execute` them."""
+    return execute(compose(cfg))
+
+
+def execute(settings: Settings) -> dict[str, Any]:
+    """Train what the settings ask for; returns its summary metrics and ``mlflow_run_id``."""
     phases.arm_database_pause()
     phases.reached("data")
-    ctx = context(cfg)
-    if cfg.prune.amount > 0:
+    ctx = context(settings)
+    if settings.task == "prune":
         result = recover.prune_and_recover(ctx, train_job)
-    elif cfg.model.role == "teacher":
-        own = Job(model=cfg.model, train=cfg.train, seed=cfg.seed, kind="teacher")
+    elif settings.task == "teacher":
+        own = teachers.teacher_job(settings.model, settings.train, settings.seed, own=True)
         result = teachers.obtain(ctx, own, train_job, retrain=True)
     else:
         result = train_job(ctx, student_job(ctx))
     return {**result.metrics, "mlflow_run_id": result.run_id}
 
 
-def context(cfg: DictConfig) -> Context:
+def context(settings: Settings) -> Context:
     """Prepare the data, check that both architectures fit its recordings, open MLflow."""
-    dm: SignDataModule = instantiate(cfg.data)
+    dm = settings.data
     dm.prepare()
-    specs = {"model": instantiate(cfg.model), "teacher.model": instantiate(cfg.teacher.model)}
     length = dm.recordings.x.shape[2]
-    for key, spec in specs.items():
+    for key, spec in (("model", settings.model), ("teacher.model", settings.teacher.model)):
         shortest = spec.architecture(1, 2).min_length()
         if length < shortest:
             raise ConfigError(
                 f"{key}.kernel_size/{key}.pool: recordings of {length} steps are too short "
                 f"for this architecture (needs >= {shortest})"
             )
-    settings: tracking.TrackingSettings = instantiate(cfg.logger)
-    experiment = tracking.configure(
-        settings.tracking_uri, settings.experiment_name, settings.artifact_root
-    )
-    members = len(cfg.teacher.seeds or [cfg.seed])
-    reference = members * build.parameters(specs["teacher.model"], dm)
-    return Context(cfg, dm, experiment, reference)
+    t = settings.tracking
+    experiment = tracking.configure(t.tracking_uri, t.experiment_name, t.artifact_root)
+    members = len(settings.teacher.seeds or [settings.seed])
+    reference = members * build.parameters(settings.teacher.model, dm)
+    return Context(settings, dm, experiment, reference)
 
 
 def student_job(ctx: Context) -> Job:
     """The run's student: distilled from its teacher, or from hard labels with ``distill=none``
     (then no teacher is needed, and none is trained)."""
-    cfg = ctx.cfg
-    base = Job(model=cfg.model, train=cfg.train, seed=cfg.seed, kind="student-scratch")
-    if not cfg.distill:
-        return base
-    teacher = teachers.for_student(ctx, train_job)
-    return replace(base, kind="student-kd", teacher=teacher, loss=instantiate(cfg.distill))
+    s = ctx.settings
+    if s.loss is None:
+        kind, teacher, loss = f"{s.model.name}-scratch", None, None
+    else:
+        kind, teacher, loss = f"{s.model.name}-kd", teachers.for_student(ctx, train_job), s.loss()
+    return Job(
+        network=s.model,
+        recipe=s.train,
+        seed=s.seed,
+        role="student",
+        kind=kind,
+        teacher=teacher,
+        loss=loss,
+    )
 
 
 def train_job(ctx: Context, job: Job) -> Trained:
     """Fit ``job``, restore the weights its recipe keeps, test, measure its deployed files, and
     record it all as one MLflow run."""
-    cfg = ctx.cfg
-    settings: tracking.TrackingSettings = instantiate(cfg.logger)
+    s = ctx.settings
     L.seed_everything(job.seed, workers=True)
-    module = build.module(job, ctx.dm, cfg.teacher.cache_logits)
-    record = tracking.record(job.kind, _tags(ctx, job, module), settings, job.own, cfg.recipe)
+    module = build.module(job, ctx.dm, s.teacher.cache_logits)
+    record = tracking.record(job.kind, _tags(ctx, job, module), s.tracking, job.own, s.recipe)
     with (
         tracking.run(ctx.experiment_id, record.name, record.tags, record.parent_run_id) as active,
-        tracking.scratch_dir() as tmp,
+        scratch_dir() as tmp,
     ):
         run_id = active.info.run_id
-        tracking.log_config(cfg, {"seed": job.seed, "model": job.model, "train": job.train})
+        config = {"seed": job.seed, "model": job.model_config(), "train": job.recipe.values()}
+        tracking.log_config(s.config, config)
         mlflow.log_params({f"arch.{k}": v for k, v in module.model.arch.as_dict().items()})
-        last_step = fit(
-            module,
-            ctx.dm,
-            cfg.trainer,
-            tmp,
-            tracking.RunLogger(run_id=run_id, tracking_uri=settings.tracking_uri),
-        )
+        logger = tracking.RunLogger(run_id=run_id, tracking_uri=s.tracking.tracking_uri)
+        last_step = fit(module, ctx.dm, s.trainer, tmp, logger)
         phases.reached("evaluate")
-        metrics = evaluate(module, ctx.dm, cfg.trainer) | _teacher_metrics(job) | dict(job.metrics)
+        metrics = evaluate(module, ctx.dm, s.trainer) | _teacher_metrics(job) | dict(job.metrics)
         phases.reached("export")
         metrics |= _save_and_measure(ctx, job, module.model, metrics, tmp, run_id)
         # after every per-epoch point, so the runs table shows these summary values
         mlflow.log_metrics(metrics, step=last_step + 1)
         tracking.log_confusion(module.test_confusion, ctx.dm.classes)
-        if settings.log_model:
+        if s.tracking.log_model:
             tracking.log_pytorch_model(module.model, ctx.dm.tensors("val")[0][:2].numpy())
         log.info(
-            console.summary(job.kind, run_id, metrics, settings.tracking_uri, ctx.experiment_id)
+            console.summary(job.kind, run_id, metrics, s.tracking.tracking_uri, ctx.experiment_id)
         )
     return Trained(run_id, module.model.eval(), metrics)
 
@@ -120,8 +124,9 @@ def train_job(ctx: Context, job: Job) -> Trained:
 def _tags(ctx: Context, job: Job, module: SignClassifier) -> dict[str, str]:
     """What the run is, where its code and data come from, and what it learned from."""
     tags = {
-        "role": job.model.role,
-        "git_commit": tracking.git_commit(Path(ctx.cfg.paths.root)),
+        "role": job.role,
+        "task": ctx.settings.task,
+        "git_commit": tracking.git_commit(Path(ctx.settings.paths.root)),
         "data": ctx.dm.name,
         "data_fingerprint": ctx.dm.describe()["fingerprint"],
         **job.tags,
@@ -145,7 +150,7 @@ def _save_and_measure(
 ) -> dict[str, float]:
     """Write the weights file (and the teacher store's copy), export and measure the deployed
     files; every file becomes an artifact. Returns the size and deployment metrics."""
-    dm = ctx.dm
+    dm, settings = ctx.dm, ctx.settings.export
     meta = {
         "run_id": run_id,
         "classes": dm.classes,
@@ -156,7 +161,6 @@ def _save_and_measure(
     }
     file = folder / "model.pt"
     out = size_metrics(model, save_model(file, model, meta), ctx.reference_params)
-    settings: export.ExportSettings = instantiate(ctx.cfg.export)
     onnx_meta = {k: meta[k] for k in ("classes", "channels", "length", "min_length")}
     val, test = (export.Split(*dm.tensors(part)) for part in ("val", "test"))
     measured, files = export.measure(model, val, test, folder, onnx_meta, settings)

@@ -22,12 +22,12 @@ import torch
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
 from signdistill import export
-from signdistill.checkpoints import ModelFileError, load_model
+from signdistill.checkpoints import load_model
 from signdistill.cli import debug_requested, guarded
 from signdistill.data import lis
 from signdistill.data.folder import read_recording as read_table
 from signdistill.data.io import resize
-from signdistill.data.recordings import DataError
+from signdistill.errors import DataError, ModelFileError
 
 # What ONNX Runtime raises for a file that is not a usable model (plain Exceptions).
 ORT_ERRORS = (

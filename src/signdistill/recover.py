@@ -9,80 +9,67 @@ its run is tagged ``pruned_from`` the base model's run.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
 
 import torch
-from hydra.utils import instantiate
-from pydantic import Field, NonNegativeFloat, PositiveInt
 
 from signdistill import pruning, teachers
-from signdistill.config import with_values
 from signdistill.fit import accuracy
 from signdistill.jobs import Context, Job, Trained, TrainJob
+from signdistill.models import ConvPoolLSTM
+from signdistill.settings import Settings
 from signdistill.sparsity import below_threshold
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class PruneSettings:
-    """How a teacher is pruned and recovered (``conf/prune/``); ``amount=0`` turns it off.
-
-    ``amount``: the fraction of prunable units removed; ``scope``: per layer or global; ``floor``:
-    the fewest units a layer keeps (a count, or a fraction of the layer if < 1).
-    """
-
-    amount: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    scope: Literal["layer", "global"] = "layer"
-    floor: NonNegativeFloat = 1
-    recover: Literal["kd", "finetune"] = "kd"
-    recover_epochs: PositiveInt = 60
-    sparsity: Mapping[str, Any] | None = None
-
-
 def prune_and_recover(ctx: Context, train_job: TrainJob) -> Trained:
     """The pruned and recovered teacher (the sparse base model is trained first if missing)."""
-    cfg = ctx.cfg
-    p: PruneSettings = instantiate(cfg.prune)
-    base = teachers.obtain(ctx, sparse_base_job(ctx), train_job)
+    s = ctx.settings
+    p = s.prune
+    base = teachers.obtain(ctx, sparse_base_job(s), train_job)
     smaller = pruning.prune(base.model, p.amount, p.scope, p.floor)
     log.info("pruned %s -> %s", base.model.arch, smaller.arch)
-    test = ctx.dm.tensors("test")
-    below = below_threshold(base.model)
-    at_threshold = pruning.prune_to(base.model, pruning.keep_above(below))
     distilled = p.recover == "kd"
     job = Job(
-        model=cfg.model,
-        train=with_values(cfg.train, {"max_epochs": p.recover_epochs}),
-        seed=cfg.seed,
+        network=smaller,
+        recipe=s.train.with_values({"max_epochs": p.recover_epochs}),
+        seed=s.seed,
+        role="pruned",
         kind=f"pruned-{p.recover}",
         teacher=base if distilled else None,
-        loss=instantiate(cfg.distill) if distilled else None,
-        init=smaller,
+        loss=s.loss() if distilled and s.loss else None,
         tags={"pruned_from": base.run_id},
-        metrics={
-            "test_acc_before_recovery": accuracy(smaller, *test),
-            # the sparse model itself, and pruned of exactly its units below threshold
-            "sparse_test_acc": base.metrics["test_acc"],
-            "sparse_below_threshold": float(torch.cat(list(below.values())).float().mean()),
-            "test_acc_pruned_below_threshold": accuracy(at_threshold, *test),
-        },
+        metrics=pruning_metrics(base, smaller, ctx.dm.tensors("test")),
     )
     return train_job(ctx, job)
 
 
-def sparse_base_job(ctx: Context) -> Job:
+def pruning_metrics(
+    base: Trained, smaller: ConvPoolLSTM, test: tuple[torch.Tensor, torch.Tensor]
+) -> dict[str, float]:
+    """What pruning did before recovery, on the test recordings: the pruned model's accuracy, the
+    sparse model's, the fraction of its units below threshold, and its accuracy when pruned of
+    exactly those units (equal to the sparse model's when they are exactly zero)."""
+    below = below_threshold(base.model)
+    at_threshold = pruning.prune_to(base.model, pruning.keep_above(below))
+    return {
+        "test_acc_before_recovery": accuracy(smaller, *test),
+        "sparse_test_acc": base.metrics["test_acc"],
+        "sparse_below_threshold": float(torch.cat(list(below.values())).float().mean()),
+        "test_acc_pruned_below_threshold": accuracy(at_threshold, *test),
+    }
+
+
+def sparse_base_job(s: Settings) -> Job:
     """The configured teacher with conv BatchNorms, trained with the sparsity callback (with
     ``prune.sparsity=null``, without: the ablation without sparsity training)."""
-    teacher, sparsity = ctx.cfg.teacher, ctx.cfg.prune.sparsity
+    sparsity = s.prune.sparsity
     callbacks = {"callbacks": {"sparsity": sparsity}} if sparsity else {}
-    return Job(
-        model=with_values(teacher.model, {"conv_batchnorm": True}),
-        train=with_values(teacher.train, callbacks),
-        seed=ctx.cfg.seed,
-        kind="teacher",
+    return teachers.teacher_job(
+        dataclasses.replace(s.teacher.model, conv_batchnorm=True),
+        s.teacher.train.with_values(callbacks),
+        s.seed,
         own=False,
     )

@@ -12,54 +12,36 @@ import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import torch
 from filelock import FileLock
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
-from pydantic import Field, NonNegativeInt
 from torch import nn
 
-from signdistill.checkpoints import ModelFileError, load_model
-from signdistill.data.cache import cache_key
-from signdistill.data.recordings import DataError
+from signdistill.checkpoints import load_model
+from signdistill.errors import DataError, ModelFileError
+from signdistill.files import cache_key
 from signdistill.fit import accuracy
 from signdistill.jobs import Context, Job, Trained, TrainJob
+from signdistill.models import ModelSpec
+from signdistill.settings import Recipe, TeacherSettings
 
 log = logging.getLogger(__name__)
 
 TEACHER_FILE = "teacher.pt"
 
 
-@dataclasses.dataclass(frozen=True)
-class TeacherSettings:
-    """The teacher a student learns from (the ``teacher`` node): ``model`` and ``train`` are its
-    ``conf/model`` and ``conf/train`` configs; ``seeds`` makes it an ensemble of those seeds'
-    teachers; ``checkpoint`` uses a given teacher file instead of the store; ``cache_logits``
-    computes its logits once per run when the student trains on clean data."""
-
-    model: Any
-    train: Any
-    seeds: Annotated[list[NonNegativeInt], Field(min_length=1)] | None = None
-    checkpoint: str | None = None
-    cache_logits: bool = True
-
-
-def teacher_key(model: DictConfig, train: DictConfig, data: Mapping[str, Any], seed: int) -> str:
+def teacher_key(model: ModelSpec, train: Recipe, data: Mapping[str, Any], seed: int) -> str:
     """What determines a teacher: what it is, how it is trained, the data and split, the seed."""
-    config = {
-        "model": OmegaConf.to_container(model, resolve=True),
-        "train": OmegaConf.to_container(train, resolve=True),
-    }
+    config = {"model": dataclasses.asdict(model), "train": train.values()}
     return cache_key({"teacher": config, "data": dict(data), "seed": seed})
 
 
 def obtain(ctx: Context, job: Job, train_job: TrainJob, retrain: bool = False) -> Trained:
     """The stored teacher ``job`` describes, trained (once) if missing; ``retrain`` (an explicit
     ``model=teacher`` run) trains and replaces it even when stored."""
-    key = teacher_key(job.model, job.train, ctx.dm.describe(), job.seed)
-    store = Path(ctx.cfg.paths.teachers)
+    key = teacher_key(job.network, job.recipe, ctx.dm.describe(), job.seed)
+    store = Path(ctx.settings.paths.teachers)
     path = store / key / TEACHER_FILE
     store.mkdir(parents=True, exist_ok=True)
     with FileLock(str(store / f"{key}.lock")):
@@ -81,10 +63,10 @@ def for_student(ctx: Context, train_job: TrainJob) -> Trained:
 
     An ensemble's metrics are its own accuracy on this split and the members' total size.
     """
-    settings: TeacherSettings = instantiate(ctx.cfg.teacher)
+    settings = ctx.settings.teacher
     if settings.checkpoint:
         return load_teacher(Path(settings.checkpoint), ctx, "teacher.checkpoint")
-    seeds = settings.seeds or [ctx.cfg.seed]
+    seeds = settings.seeds or [ctx.settings.seed]
     members = [obtain(ctx, side_job(settings, seed), train_job) for seed in seeds]
     if not settings.seeds:
         return members[0]
@@ -93,9 +75,15 @@ def for_student(ctx: Context, train_job: TrainJob) -> Trained:
     return Trained(",".join(m.run_id for m in members), ensemble, metrics)
 
 
+def teacher_job(model: ModelSpec, recipe: Recipe, seed: int, own: bool) -> Job:
+    """Training a teacher: the run's own model (``model=teacher``), or the configured teacher
+    trained on the side for a student (its own top-level run); stored either way."""
+    return Job(network=model, recipe=recipe, seed=seed, role="teacher", kind=model.name, own=own)
+
+
 def side_job(settings: TeacherSettings, seed: int) -> Job:
     """Training the configured teacher for a student: its own top-level run, stored."""
-    return Job(model=settings.model, train=settings.train, seed=seed, kind="teacher", own=False)
+    return teacher_job(settings.model, settings.train, seed, own=False)
 
 
 def stored_teacher(path: Path, ctx: Context) -> Trained:

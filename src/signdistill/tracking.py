@@ -11,7 +11,6 @@ import logging
 import os
 import socket
 import subprocess
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +23,11 @@ import torch
 from filelock import FileLock
 from lightning.pytorch.loggers import MLFlowLogger
 from mlflow.entities import RunStatus
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from signdistill import console
-from signdistill.config import ConfigError
+from signdistill.errors import ConfigError
+from signdistill.files import process_alive
 
 log = logging.getLogger(__name__)
 
@@ -140,18 +140,7 @@ def fail_stale_runs(client: mlflow.MlflowClient, experiment_id: str) -> list[str
 def _process_gone(run: mlflow.entities.Run) -> bool:
     """True if the run's process no longer exists, or its pid now belongs to a later process."""
     pid = int(run.data.tags.get(PID_TAG, "0"))
-    if pid <= 0:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        lines = Path("/proc/stat").read_text().splitlines()
-        boot = next(int(line.split()[1]) for line in lines if line.startswith("btime"))
-    except FileNotFoundError:
-        return True
-    except OSError:  # no /proc: a live pid is all we can know
-        return False
-    started = boot + int(stat.rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
-    return started > run.info.start_time / 1000 + 1
+    return pid > 0 and not process_alive(pid, started_before=run.info.start_time / 1000 + 1)
 
 
 def ensure_sqlite_folder(url: str) -> None:
@@ -211,16 +200,14 @@ def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def log_config(cfg: DictConfig, replaced: Mapping[str, Any]) -> None:
-    """The resolved config, with the ``replaced`` top-level nodes (what this run's model really
-    used, e.g. a teacher's seed), as flattened params and as a YAML artifact."""
-    resolved = OmegaConf.to_container(cfg, resolve=True) | {
-        key: OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
-        for key, value in replaced.items()
-    }
-    params = {k: str(v)[:6000] for k, v in flatten(resolved).items()}
+def log_config(resolved: Mapping[str, Any], replaced: Mapping[str, Any]) -> None:
+    """The run's resolved config, with the ``replaced`` top-level nodes (what this run's model
+    really is and how it was trained, e.g. a teacher's seed, a pruned network's sizes), as
+    flattened params and as a YAML artifact."""
+    config = {**resolved, **replaced}
+    params = {k: str(v)[:6000] for k, v in flatten(config).items()}
     mlflow.log_params(params)
-    mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(resolved)), "config.yaml")
+    mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(config)), "config.yaml")
 
 
 def git_commit(repo: Path) -> str:
@@ -254,13 +241,6 @@ def log_figure(fig: Any, artifact_file: str) -> None:
 def log_file(path: Path, artifact_path: str | None = None) -> None:
     """Log a local file as an artifact."""
     mlflow.log_artifact(str(path), artifact_path)
-
-
-@contextlib.contextmanager
-def scratch_dir() -> Iterator[Path]:
-    """A temporary folder for files on their way into MLflow."""
-    with tempfile.TemporaryDirectory(prefix="signdistill-") as d:
-        yield Path(d)
 
 
 def log_confusion(confusion: Any, classes: list[str]) -> None:

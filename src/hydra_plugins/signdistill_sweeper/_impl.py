@@ -35,8 +35,9 @@ from sqlalchemy.engine import make_url
 
 from hydra_plugins.signdistill_sweeper import _results, job
 from hydra_plugins.signdistill_sweeper._sampling import sampler
-from hydra_plugins.signdistill_sweeper._space import SearchSpace, override_value
-from signdistill.pareto import redact_url
+from hydra_plugins.signdistill_sweeper._space import SearchSpace
+from signdistill.overrides import override_value
+from signdistill.urls import redact_url
 
 if TYPE_CHECKING:
     from hydra_plugins.signdistill_sweeper._tracking import StudyRuns
@@ -143,8 +144,10 @@ class OptunaSweeperImpl:
             )
 
     def _study(self, space: SearchSpace) -> optuna.Study:
+        """The study, created on first use; its objectives carry their names when the task's are
+        named (``objectives``), so that ``trials.csv`` and the results say which is which."""
         s = self.settings
-        return optuna.create_study(
+        study = optuna.create_study(
             study_name=s.study_name,
             storage=self.storage,
             directions=self.directions,
@@ -152,6 +155,11 @@ class OptunaSweeperImpl:
             pruner=instantiate(s.pruner) if s.pruner else None,
             load_if_exists=True,
         )
+        if self.objectives and study.metric_names != self.objectives:
+            with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                study.set_metric_names(self.objectives)
+        return study
 
     def _study_runs(self, study: optuna.Study) -> StudyRuns | None:
         """The study's MLflow runs (``_tracking.StudyRuns``) when the task config asks for them:
@@ -161,9 +169,10 @@ class OptunaSweeperImpl:
             return None
         from hydra_plugins.signdistill_sweeper._tracking import StudyRuns
 
-        names = self.objectives or [f"values_{i}" for i in range(len(self.directions))]
         reference = self.settings.hypervolume_reference
-        return StudyRuns.open(logger, study, self.settings.storage, names, reference)
+        return StudyRuns.open(
+            logger, study, self.settings.storage, objective_names(study), reference
+        )
 
     def _configure(self, trial: Trial, space: SearchSpace) -> None:
         """Record the fixed values with the trial, then let ``custom_search_space`` suggest more."""
@@ -284,6 +293,11 @@ def directions(settings: DictConfig) -> list[str]:
     if len(given) == 2 and given[0] != given[1]:
         raise ValueError("hydra.sweeper.direction and .directions disagree: set one of them")
     return given[0] if given else ["minimize"]
+
+
+def objective_names(study: optuna.Study) -> list[str]:
+    """The study's objective names: ``hydra.sweeper.objectives``, else ``values_<i>``."""
+    return study.metric_names or [f"values_{i}" for i in range(len(study.directions))]
 
 
 def _grid_exhausted(study: optuna.Study) -> bool:

@@ -67,25 +67,28 @@ def save(study: optuna.Study, folder: Path) -> None:
     """Write ``optimization_results.yaml`` as the official plugin does, and log a summary.
 
     One objective: the best trial's params and value. Several: every Pareto-optimal trial's
-    params and values (Optuna's ``best_trials``).
+    params and values (Optuna's ``best_trials``). Named objectives (``hydra.sweeper.objectives``)
+    are also written by name, beside the official plugin's plain list of values.
     """
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         log.warning("No trial completed: no %s", RESULTS_FILE)
         return
+    names = study.metric_names
     if len(study.directions) == 1:
         best = study.best_trial
         results = {"name": "optuna", "best_params": best.params, "best_value": best.value}
+        if names:
+            results["objective"] = names[0]
         log.info("Best parameters: %s", best.params)
-        log.info("Best value: %s", best.value)
+        log.info("Best value: %s", _values(best, names))
     else:
         front = sorted(study.best_trials, key=lambda t: t.values)
-        results = {
-            "name": "optuna",
-            "solutions": [{"params": t.params, "values": t.values} for t in front],
-        }
+        results = {"name": "optuna", "solutions": [_solution(t, names) for t in front]}
         log.info("Pareto front: %d trials", len(front))
         for trial in front[:SHOWN]:
-            log.info("    %s", _point(trial))
+            log.info(
+                "    trial %d: %s, params %s", trial.number, _values(trial, names), trial.params
+            )
         if len(front) > SHOWN:
             log.info("    ... %d more in %s", len(front) - SHOWN, RESULTS_FILE)
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,6 +96,14 @@ def save(study: optuna.Study, folder: Path) -> None:
     log.info("Results in %s", folder / RESULTS_FILE)
 
 
-def _point(trial: FrozenTrial) -> str:
-    values = ", ".join(f"{v:.4g}" for v in trial.values)
-    return f"trial {trial.number}: values [{values}], params {trial.params}"
+def _solution(trial: FrozenTrial, names: list[str] | None) -> dict[str, Any]:
+    solution = {"number": trial.number, "params": trial.params, "values": trial.values}
+    if names:
+        solution["objectives"] = dict(zip(names, trial.values, strict=True))
+    return solution
+
+
+def _values(trial: FrozenTrial, names: list[str] | None) -> str:
+    """A trial's objective values, by name where they have one."""
+    labels = names or [f"values_{i}" for i in range(len(trial.values))]
+    return ", ".join(f"{n}={v:.4g}" for n, v in zip(labels, trial.values, strict=True))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -93,18 +92,3 @@ class SearchSpace:
 
     def fixed_lines(self) -> list[str]:
         return [o.input_line for o in self.fixed]
-
-
-def override_value(value: Any) -> str:
-    """A value written back in the override grammar (strings quoted, dicts and lists nested)."""
-    if isinstance(value, str):
-        # Hydra reads backslashes literally except in a run just before a quote or the end
-        escaped = re.sub(r"(\\*)(?='|\Z)", lambda run: run.group(1) * 2, value)
-        return "'" + escaped.replace("'", "\\'") + "'"
-    if value is None:
-        return "null"
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f"{k}:{override_value(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(override_value(v) for v in value) + "]"
-    return str(value).lower() if isinstance(value, bool) else repr(value)

@@ -19,7 +19,8 @@ from omegaconf import DictConfig
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from signdistill import tracking
-from signdistill.pareto import pareto_mask, plot_front, redact_url
+from signdistill.pareto import hypervolume, pareto_mask, plot_front
+from signdistill.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -144,24 +145,6 @@ class StudyRuns:
         mlflow.MlflowClient().set_terminated(
             self.parent_id, RunStatus.to_string(RunStatus.FINISHED)
         )
-
-
-def hypervolume(values: np.ndarray, directions: list[str], reference: list[float]) -> float:
-    """The volume the points ``values`` (one row per trial, one column per objective) dominate
-    up to ``reference``, with each objective's ``direction``; points no better than the reference
-    in every objective add nothing.
-
-    Optuna's own WFG implementation (``optuna._hypervolume``, private in Optuna 5: the tests pin
-    its result on hand-made fronts), on objectives turned into losses.
-    """
-    from optuna._hypervolume import compute_hypervolume
-
-    sign = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
-    losses, ref = values * sign, np.asarray(reference, dtype=float) * sign
-    inside = np.all(losses < ref, axis=1)
-    if not inside.any():
-        return 0.0
-    return float(compute_hypervolume(losses[inside], ref))
 
 
 def parent_run(study: optuna.Study, experiment_id: str, storage: str | None) -> str:

@@ -22,8 +22,9 @@ from torch.utils.data import (
     TensorDataset,
 )
 
-from signdistill.data.recordings import DataError, Recordings
+from signdistill.data.recordings import Recordings
 from signdistill.data.splits import Split, SplitHow, check_split_settings, split_indices
+from signdistill.errors import DataError
 
 log = logging.getLogger(__name__)
 

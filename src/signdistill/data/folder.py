@@ -51,7 +51,8 @@ from signdistill.data.io import (
     read_npy,
     resize,
 )
-from signdistill.data.recordings import DataError, Recordings
+from signdistill.data.recordings import Recordings
+from signdistill.errors import DataError
 
 SUFFIXES = (".csv", ".npy")
 CHANNEL_NAMES_FILE = "channels.txt"  # optional, names the channels of .npy recordings

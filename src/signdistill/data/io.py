@@ -15,7 +15,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 import pandas as pd
 
-from signdistill.data.recordings import DataError
+from signdistill.errors import DataError
 
 Resize = Literal["resample", "crop", "pad"]
 RESIZE_MODES: tuple[str, ...] = get_args(Resize)

@@ -31,7 +31,8 @@ from tqdm import tqdm
 
 from signdistill.data.cache import cached
 from signdistill.data.io import check_finite, class_folders, listing, read_json
-from signdistill.data.recordings import DataError, Recordings
+from signdistill.data.recordings import Recordings
+from signdistill.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from signdistill.errors import UserError
-
-
-class DataError(UserError, ValueError):
-    """Bad input data; the message names the file (or source) and the problem."""
-
+from signdistill.errors import DataError
 
 Partition = Literal["train", "val", "test"]
 PARTITIONS: tuple[str, ...] = get_args(Partition)

@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from signdistill.data.cache import cached
-from signdistill.data.recordings import DataError, Recordings
+from signdistill.data.recordings import Recordings
+from signdistill.errors import DataError
 
 AXES = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 N_BUMPS = 3

@@ -9,7 +9,7 @@ from typing import Literal, get_args
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from signdistill.data.recordings import DataError
+from signdistill.errors import DataError
 
 SplitHow = Literal["stratified", "subject", "predefined"]
 SPLITS: tuple[str, ...] = get_args(SplitHow)

@@ -40,7 +40,8 @@ import numpy as np
 
 from signdistill.data.cache import cached
 from signdistill.data.io import RESIZE_MODES, Resize, check_same_classes, listing, resize
-from signdistill.data.recordings import DataError, Recordings
+from signdistill.data.recordings import Recordings
+from signdistill.errors import DataError
 
 Missing = Literal["error", "interpolate"]
 MISSING_POLICIES: tuple[str, ...] = get_args(Missing)

@@ -14,11 +14,11 @@ Re-running the same command launches only what is missing; ``--shard i/n`` takes
 (one process per core). The runs alone are also one plain Hydra command per split, e.g.
     python src/train.py -m data=lis data.split_seed=3 +recipe=teacher,scratch,kd
 
-Usage: python benchmarks/kd_study.py [--splits 10] [--recipes scratch,kd,...] [--out DIR]
+Usage: python studies/kd_study.py [--splits 10] [--recipes scratch,kd,...] [--out DIR]
        [--split-key data.split_seed] [--shard i/n] [--compare A:B ...] [hydra overrides...]
 LIS (the default data) is read from $SIGNDISTILL_LIS_ROOT or ../shared/datasets/lis-emg-imu.
 The simulator, leaving one of its 5 subjects out per split (every training capped at 100 epochs):
-    python benchmarks/kd_study.py --splits 5 --split-key data.fold \\
+    python studies/kd_study.py --splits 5 --split-key data.fold \\
       --recipes scratch,kd,scratch_patient,kd_consistent \\
       data=isl_sim data.split=subject train.max_epochs=100 teacher.train.max_epochs=100
 """
@@ -35,7 +35,7 @@ import pandas as pd
 
 from signdistill.stats import mean_ci
 
-from common import ROOT, Study, lis_root, paired_text, pct
+from study import ROOT, Study, lis_root, paired_text, pct
 
 
 @dataclass(frozen=True)

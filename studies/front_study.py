@@ -21,7 +21,7 @@
 
 Re-running launches only what has not finished; ``--shard i/n`` takes every n-th held-out split.
 
-Usage: python benchmarks/front_study.py [--splits 100,101,102,103,104] [--shapes 12]
+Usage: python studies/front_study.py [--splits 100,101,102,103,104] [--shapes 12]
        [--storage URL] [--prune-amounts 0.5,0.7,0.75,0.85] [--pruned "prune.* ..."]
        [--plot docs/img/front_lis.png]
        [--shard i/n] [--first 23,22] [--partial] [hydra overrides for every run...]
@@ -39,12 +39,11 @@ import optuna
 import pandas as pd
 from scipy.stats import spearmanr
 
-from hydra_plugins.signdistill_sweeper._space import override_value
-from hydra_plugins.signdistill_sweeper._tracking import hypervolume
-from signdistill.pareto import pareto_mask
+from signdistill.overrides import override_value
+from signdistill.pareto import hypervolume, pareto_mask
 from signdistill.stats import mean_ci
 
-from common import ROOT, Study, lis_root, paired_text, pct
+from study import ROOT, Study, lis_root, paired_text, pct
 
 DIRECTIONS = ["maximize", "minimize"]  # the search's objectives: accuracy, deployed bytes
 ACC, BYTES = "test_acc_deployed", "size_deployed_bytes"

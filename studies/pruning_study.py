@@ -12,7 +12,7 @@ deployed bytes; per sparsity mode: the sparse teacher's accuracy against the den
 fraction of units below threshold and the accuracy when exactly those are pruned; paired
 comparisons (mean difference, 95 % interval, Wilcoxon p): local vs uniform, KD vs fine-tuning.
 
-Usage: python benchmarks/pruning_study.py [--splits 0,1,2,3,4] [--shard i/n] [--out DIR]
+Usage: python studies/pruning_study.py [--splits 0,1,2,3,4] [--shard i/n] [--out DIR]
        [hydra overrides for every run...]
 """
 
@@ -27,7 +27,7 @@ import pandas as pd
 
 from signdistill.stats import mean_ci
 
-from common import ROOT, Study, lis_root, paired_text, pct
+from study import ROOT, Study, lis_root, paired_text, pct
 
 SPARSITY = {
     "local": (),
