@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+from torch import nn
+
 from signdistill.data.datamodule import SignDataModule
 from signdistill.distill import Distiller, teacher_logits
+from signdistill.families import Network, Spec, build_network
 from signdistill.jobs import Job
-from signdistill.models import ConvPoolLSTM, ModelSpec, count_parameters
+from signdistill.models import count_parameters
 from signdistill.module import SignClassifier
 
 
-def network(spec: ModelSpec, dm: SignDataModule) -> ConvPoolLSTM:
-    """A fresh network of ``spec``'s sizes for this data, standardizing with its training stats."""
-    model = ConvPoolLSTM(spec.architecture(len(dm.channels), len(dm.classes)))
+def network(spec: Spec, dm: SignDataModule) -> Network:
+    """A fresh network of ``spec``'s family and sizes for this data, standardizing with its
+    training stats."""
+    model = build_network(spec.architecture(len(dm.channels), len(dm.classes)))
     model.normalize.fit(*dm.channel_stats())
     return model
 
 
-def parameters(spec: ModelSpec, dm: SignDataModule) -> int:
+def parameters(spec: Spec, dm: SignDataModule) -> int:
     """How many parameters a network of ``spec`` has on this data (nothing is trained)."""
-    return count_parameters(ConvPoolLSTM(spec.architecture(len(dm.channels), len(dm.classes))))
+    return count_parameters(build_network(spec.architecture(len(dm.channels), len(dm.classes))))
 
 
 def module(job: Job, dm: SignDataModule, cache_logits: bool) -> SignClassifier:
@@ -29,8 +33,8 @@ def module(job: Job, dm: SignDataModule, cache_logits: bool) -> SignClassifier:
     DataModule (unless ``cache_logits`` is off); with augmentation the teacher runs online on the
     student's augmented batch.
     """
-    spec = job.network
-    model = network(spec, dm) if isinstance(spec, ModelSpec) else spec.train()
+    given = job.network
+    model = given.train() if isinstance(given, nn.Module) else network(given, dm)
     augment = job.recipe.augment()
     distiller = None
     if job.loss is not None and job.teacher is not None:

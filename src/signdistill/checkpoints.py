@@ -13,23 +13,24 @@ from typing import Any
 import torch
 
 from signdistill.errors import ModelFileError
+from signdistill.families import Network, UnknownFamilyError, architecture_from_dict, build_network
 from signdistill.files import atomic_write_bytes
-from signdistill.models import Architecture, ConvPoolLSTM
 
 
-def save_model(path: Path, model: ConvPoolLSTM, meta: dict[str, Any]) -> int:
+def save_model(path: Path, model: Network, meta: dict[str, Any]) -> int:
     """Write ``model`` and ``meta`` atomically; returns the file size in bytes."""
     payload = {"arch": model.arch.as_dict(), "state_dict": model.state_dict(), "meta": meta}
     atomic_write_bytes(path, lambda f: torch.save(payload, f))
     return path.stat().st_size
 
 
-def load_model(path: Path) -> tuple[ConvPoolLSTM, dict[str, Any]]:
+def load_model(path: Path) -> tuple[Network, dict[str, Any]]:
     """Rebuild the model saved by :func:`save_model` (in eval mode) and its metadata.
 
     Anything else raises ModelFileError naming the file: a truncated or damaged file, a pickle
     that would run code (refused by ``weights_only``), another program's checkpoint, or a model
-    file written before the layers were named.
+    file written before the layers were named, or a family of network this version does not have.
+    The stored architecture's ``family`` key says which network to build (none: the Conv-LSTM).
     """
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
@@ -43,8 +44,10 @@ def load_model(path: Path) -> tuple[ConvPoolLSTM, dict[str, Any]]:
     if not (isinstance(payload, dict) and {"arch", "state_dict", "meta"} <= payload.keys()):
         raise ModelFileError(f"{path}: not a signdistill model file (no arch, state_dict, meta)")
     try:
-        model = ConvPoolLSTM(Architecture.from_dict(payload["arch"]))
+        model = build_network(architecture_from_dict(payload["arch"]))
         model.load_state_dict(payload["state_dict"])
+    except UnknownFamilyError as e:
+        raise ModelFileError(f"{path}: {e}") from None
     except (TypeError, KeyError, RuntimeError) as e:
         raise ModelFileError(
             f"{path}: its weights do not fit its architecture ({_first_line(e)}); a file written "

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from torch import nn
 
 from signdistill.data.datamodule import SignDataModule
-from signdistill.models import ConvPoolLSTM, ModelSpec
+from signdistill.families import Network, Spec
 from signdistill.settings import Recipe, Settings
 
 
@@ -56,7 +56,7 @@ class Job:
     there (the teacher store).
     """
 
-    network: ModelSpec | ConvPoolLSTM
+    network: Spec | Network
     recipe: Recipe
     seed: int
     role: Role
@@ -71,9 +71,9 @@ class Job:
     def model_config(self) -> dict[str, Any]:
         """What the network is, as logged under the run's ``model.*`` params: the spec it is built
         from, or for a given network its architecture."""
-        if isinstance(self.network, ModelSpec):
-            return dataclasses.asdict(self.network)
-        return {"role": self.role, **self.network.arch.as_dict()}
+        if isinstance(self.network, nn.Module):
+            return {"role": self.role, **self.network.arch.as_dict()}
+        return dataclasses.asdict(self.network)
 
 
 TrainJob = Callable[[Context, Job], Trained]

@@ -20,10 +20,10 @@ from omegaconf import DictConfig
 from signdistill import build, console, export, phases, recover, teachers, tracking
 from signdistill.checkpoints import save_model
 from signdistill.errors import ConfigError
+from signdistill.families import Network
 from signdistill.files import scratch_dir
 from signdistill.fit import evaluate, fit
 from signdistill.jobs import Context, Job, Trained
-from signdistill.models import ConvPoolLSTM
 from signdistill.module import SignClassifier
 from signdistill.settings import Settings, compose
 from signdistill.sizes import size_metrics
@@ -146,7 +146,7 @@ def _teacher_metrics(job: Job) -> dict[str, float]:
 
 
 def _save_and_measure(
-    ctx: Context, job: Job, model: ConvPoolLSTM, metrics: dict, folder: Path, run_id: str
+    ctx: Context, job: Job, model: Network, metrics: dict, folder: Path, run_id: str
 ) -> dict[str, float]:
     """Write the weights file (and the teacher store's copy), export and measure the deployed
     files; every file becomes an artifact. Returns the size and deployment metrics."""

@@ -32,7 +32,7 @@ from signdistill.data.datamodule import SignDataModule
 from signdistill.distill import Distiller
 from signdistill.errors import ConfigError
 from signdistill.export import ExportSettings
-from signdistill.models import ModelSpec
+from signdistill.families import Spec
 from signdistill.module import SignClassifier
 from signdistill.tracking import TrackingSettings
 
@@ -121,7 +121,7 @@ class Settings:
 
     task: Task
     data: SignDataModule
-    model: ModelSpec
+    model: Spec
     train: Recipe
     teacher: TeacherSettings
     loss: Callable[[], nn.Module] | None
@@ -138,7 +138,7 @@ class Settings:
 def compose(cfg: DictConfig) -> Settings:
     """Validate ``cfg`` and build the run's :class:`Settings`; raises ConfigError naming the key."""
     validate(cfg)
-    model: ModelSpec = instantiate(cfg.model)
+    model: Spec = instantiate(cfg.model)
     prune: PruneSettings = instantiate(cfg.prune)  # its sparsity callback stays a config
     teacher = _teacher(cfg.teacher)
     return Settings(
@@ -159,7 +159,7 @@ def compose(cfg: DictConfig) -> Settings:
     )
 
 
-def choose_task(model: ModelSpec, prune: PruneSettings, teacher: ModelSpec) -> Task:
+def choose_task(model: Spec, prune: PruneSettings, teacher: Spec) -> Task:
     """The run's task: pruning when ``prune.amount > 0``, else the model's role.
 
     Pruning starts from the configured teacher (``teacher.model``, sparsity-trained): a run that

@@ -20,10 +20,10 @@ from torch import nn
 
 from signdistill.checkpoints import load_model
 from signdistill.errors import DataError, ModelFileError
+from signdistill.families import Spec
 from signdistill.files import cache_key
 from signdistill.fit import accuracy
 from signdistill.jobs import Context, Job, Trained, TrainJob
-from signdistill.models import ModelSpec
 from signdistill.settings import Recipe, TeacherSettings
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 TEACHER_FILE = "teacher.pt"
 
 
-def teacher_key(model: ModelSpec, train: Recipe, data: Mapping[str, Any], seed: int) -> str:
+def teacher_key(model: Spec, train: Recipe, data: Mapping[str, Any], seed: int) -> str:
     """What determines a teacher: what it is, how it is trained, the data and split, the seed."""
     config = {"model": dataclasses.asdict(model), "train": train.values()}
     return cache_key({"teacher": config, "data": dict(data), "seed": seed})
@@ -75,7 +75,7 @@ def for_student(ctx: Context, train_job: TrainJob) -> Trained:
     return Trained(",".join(m.run_id for m in members), ensemble, metrics)
 
 
-def teacher_job(model: ModelSpec, recipe: Recipe, seed: int, own: bool) -> Job:
+def teacher_job(model: Spec, recipe: Recipe, seed: int, own: bool) -> Job:
     """Training a teacher: the run's own model (``model=teacher``), or the configured teacher
     trained on the side for a student (its own top-level run); stored either way."""
     return Job(network=model, recipe=recipe, seed=seed, role="teacher", kind=model.name, own=own)
