@@ -12,9 +12,13 @@ from omegaconf import DictConfig, OmegaConf
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
-TINY = [
+TINY = [  # the recipes' epochs cut, their step floor off, their learning rates as stated (batch 8)
     "train.max_epochs=3",
     "teacher.train.max_epochs=3",
+    "train.min_steps=0",
+    "teacher.train.min_steps=0",
+    "train.lr_batch_size=null",
+    "teacher.train.lr_batch_size=null",
     "trainer.enable_progress_bar=false",
     "logger.log_model=false",
     "data.batch_size=8",
@@ -59,6 +63,8 @@ TINY_SIM = [
     *TINY_DATA,
     "train.max_epochs=2",
     "teacher.train.max_epochs=2",
+    "train.min_steps=0",
+    "teacher.train.min_steps=0",
     *TINY_TEACHER,
     "model.hidden=8",
     "logger.log_model=false",

@@ -52,6 +52,8 @@ def run_output(tmp_path_factory) -> tuple[str, Path]:
         "data.batch_size=8",
         "train.max_epochs=2",
         "teacher.train.max_epochs=2",
+        "train.min_steps=0",
+        "teacher.train.min_steps=0",
         "export.latency_runs=5",
         "logger.log_model=false",  # see test_logging_the_model_prints_no_flat_weights_warning
     ]
@@ -164,7 +166,7 @@ def test_time_left_extrapolates_from_the_epochs_done():
 def test_the_ui_hint_leaves_out_a_password_and_links_a_tracking_server():
     hint = console.ui_hint("postgresql://user:secret@db:5432/mlflow", "3", "abc")
     assert "secret" not in hint
-    assert "postgresql://user@db:5432/mlflow" in hint
+    assert "postgresql://user:***@db:5432/mlflow" in hint  # the one redaction (urls.py)
     server = console.ui_hint("http://127.0.0.1:5000/", "3", "abc")
     assert server == "open http://127.0.0.1:5000/#/experiments/3/runs/abc"
 

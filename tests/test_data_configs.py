@@ -7,9 +7,10 @@ from typing import get_type_hints
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import get_method, instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from signdistill.data.datamodule import SignDataModule
+from signdistill.models import Architecture, ConvPoolLSTM
 from signdistill.settings import compose as compose_settings
 from signdistill.teachers import teacher_key
 
@@ -73,22 +74,41 @@ def test_every_data_config_is_covered():
     assert set(DATA_CONFIGS) == covered, "add the new config to the test above"
 
 
-def _schedule(cfg: DictConfig) -> tuple:
-    """Batch, and the run's and its teacher's epochs and learning rates."""
-    train, teacher = cfg.train, cfg.teacher.train
-    return (
-        cfg.data.batch_size,
-        (train.max_epochs, train.optimizer.lr),
-        (teacher.max_epochs, teacher.optimizer.lr),
-    )
+RECIPES = sorted(p.stem for p in (CONF / "recipe").glob("*.yaml"))
+MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 
 
-def test_the_simulator_has_its_own_schedule_and_the_real_data_keeps_the_recipes(tmp_path):
-    student = _compose(tmp_path, "isl_sim")
-    assert _schedule(student) == (64, (150, 0.006), (200, 0.002))
-    assert _schedule(_compose(tmp_path, "isl_sim", "model=student_tiny")) == _schedule(student)
-    assert _schedule(_compose(tmp_path, "lis")) == (32, (300, 0.003), (300, 0.001))
-    assert _schedule(_compose(tmp_path, "isl_sim", "~schedule")) == (32, (300, 0.003), (300, 0.001))
+@pytest.mark.parametrize(
+    "choice", [f"+recipe={r}" for r in RECIPES] + [f"model={m}" for m in MODELS]
+)
+def test_a_recipe_composes_to_the_same_training_on_every_dataset(tmp_path, choice):
+    """No data config rewrites a recipe: what a recipe file says is what runs on any data (the
+    data's size changes only how many epochs its step bounds give, logged with the run)."""
+    composed = [_compose(tmp_path, data, choice) for data in ("isl_sim", "lis")]
+    for node in ("train", "teacher.train", "model", "teacher.model", "distill"):
+        first, second = (OmegaConf.select(cfg, node) for cfg in composed)
+        assert first == second, node
+
+
+@pytest.mark.parametrize(
+    ("model", "steps_per_epoch", "batch", "expected"),
+    [
+        ("teacher", 18, 32, (300, 5400, 1.0)),  # LIS: neither bound binds
+        ("student", 18, 32, (300, 5400, 1.0)),
+        ("teacher", 55, 64, (200, 11000, 2.0)),  # the simulator: the teacher's budget
+        ("student", 55, 64, (150, 8250, 2.0)),
+        ("teacher", 1, 32, (5000, 5000, 1.0)),  # 36 recordings: enough steps to fit
+        ("teacher", 2, 16, (2500, 5000, 0.5)),
+    ],
+)
+def test_recipes_train_in_optimizer_steps_whatever_the_size_of_the_data(
+    tmp_path, model, steps_per_epoch, batch, expected
+):
+    cfg = _compose(tmp_path, "lis", f"model={model}")
+    network = ConvPoolLSTM(Architecture(2, 3, (2, 2), (4,)))
+    module = instantiate(cfg.train, model=network, _convert_="partial")
+    schedule = module.schedule(steps_per_epoch, batch)
+    assert (schedule.epochs, schedule.steps, schedule.lr_scale) == expected
 
 
 def test_a_simulator_teacher_run_trains_the_teacher_its_students_look_up(tmp_path):

@@ -21,6 +21,8 @@ def study(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
         *TINY_DATA,
         "train.max_epochs=1",
         "teacher.train.max_epochs=1",
+        "train.min_steps=0",
+        "teacher.train.min_steps=0",
         *TINY_TEACHER,
         "logger.log_model=false",
         "export.latency_runs=2",

@@ -15,6 +15,8 @@ TINY = [
     *TINY_DATA,
     "train.max_epochs=1",
     "teacher.train.max_epochs=2",
+    "train.min_steps=0",
+    "teacher.train.min_steps=0",
     *TINY_TEACHER,
     "model.conv1=4",
     "model.conv2=4",

@@ -102,5 +102,16 @@ def test_a_predefined_val_partition_is_used_as_is():
 def test_too_few_training_recordings_for_a_validation_draw():
     partition = np.full(len(Y), "test", dtype="<U5")
     partition[[0, 20, 40, 60, 80]] = "train"  # one per class
-    with pytest.raises(DataError, match=r"^data\.val_fraction=0\.1: cannot draw .* 5 training"):
+    with pytest.raises(DataError, match=r"^data\.val_fraction=0\.1: class index 0 has 1 record"):
         split_indices(Y, GROUPS, how="predefined", partition=partition)
+
+
+def test_a_small_training_partition_still_validates_every_class():
+    """10 classes x 5 training recordings (a UCR problem's size): 10 % would be 5 recordings, too
+    few to hold every class; the draw takes one of each and leaves four of each to train on."""
+    y = np.repeat(np.arange(10), 10)
+    partition = np.where(np.arange(100) % 10 < 5, "train", "test").astype("<U5")
+    split = split_indices(y, np.zeros(100), how="predefined", partition=partition, seed=4)
+    assert np.bincount(y[split.val]).tolist() == [1] * 10
+    assert np.bincount(y[split.train]).tolist() == [4] * 10
+    assert np.array_equal(split.test, np.flatnonzero(partition == "test"))

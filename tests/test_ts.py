@@ -10,6 +10,9 @@ import pytest
 from signdistill.data.datamodule import SignDataModule
 from signdistill.data.ts import TsDataset, read_ts
 from signdistill.errors import DataError
+from signdistill.pipeline import run
+
+from pipeline_helpers import make_cfg, runs
 
 CLASSES = ("Standing", "Walking")
 
@@ -201,3 +204,16 @@ def test_cache_follows_the_files(tmp_path):
     _write(root / "Toy" / "Toy_TEST.ts", _header(2, 5), cases)
     second = TsDataset(str(root), "Toy").load(tmp_path / "cache")
     assert second.x[4, 0, 0] == 7.0 and first.fingerprint != second.fingerprint
+
+
+def test_a_problem_with_five_training_cases_per_class_trains(tmp_path):
+    """PickupGestureWiimoteZ's size: 10 classes, 5 training cases each."""
+    classes = tuple(f"c{k}" for k in range(10))
+    for split, offset in (("TRAIN", 0), ("TEST", 1000)):
+        cases = [_case(_ramp(offset + 37 * i, 30, 1), classes[i % 10]) for i in range(50)]
+        _write(tmp_path / f"Small_{split}.ts", _header(1, 30, classes), cases)
+    source = {"_target_": "signdistill.data.ts.TsDataset", "root": str(tmp_path), "name": "Small"}
+    result = run(make_cfg(tmp_path, "data=ts", "distill=none", source=source))
+    assert 0 <= result["test_acc"] <= 1
+    df = runs(tmp_path)
+    assert df["status"].tolist() == ["FINISHED"]

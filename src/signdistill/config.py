@@ -55,6 +55,7 @@ class RunConfig:
     logger: Any
     paths: Paths
     seed: Annotated[int, Field(ge=0)] = 0
+    threads: Annotated[int, Field(ge=1)] | None = None  # torch's intra-op threads; None: torch's
     recipe: str | None = None  # set by a +recipe=<name> preset (conf/recipe/); names runs
 
 

@@ -9,6 +9,7 @@ deterministic LSTMs on CUDA need. The device each run trained on is its ``device
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -19,7 +20,7 @@ from torch import nn
 
 from signdistill import console
 from signdistill.data.datamodule import SignDataModule
-from signdistill.module import SignClassifier
+from signdistill.module import Schedule, SignClassifier
 
 
 def fit(
@@ -28,9 +29,10 @@ def fit(
     make_trainer: Callable[..., L.Trainer],
     folder: Path,
     logger: Logger,
-) -> int:
-    """Train ``module`` for its recipe's epochs, then load the weights its recipe keeps (best by
-    val_acc, or the last ones); returns the last optimizer step."""
+) -> Fitted:
+    """Train ``module`` for its recipe's schedule on this data, then load the weights its recipe
+    keeps (best by val_acc, or the last ones); returns what was trained."""
+    schedule = module.schedule(len(dm.train_dataloader()), dm.batch_size)
     checkpoint = ModelCheckpoint(
         dirpath=folder,
         filename="best",
@@ -44,7 +46,7 @@ def fit(
         callbacks.append(console.RunProgressBar())
     with console.quiet_lightning():
         trainer = make_trainer(
-            max_epochs=module.max_epochs,
+            max_epochs=schedule.epochs,
             callbacks=callbacks,
             logger=logger,
             default_root_dir=folder,
@@ -56,7 +58,28 @@ def fit(
         raise KeyboardInterrupt("training interrupted")
     kept = checkpoint.last_model_path if module.restore == "last" else checkpoint.best_model_path
     module.load_state_dict(torch.load(kept, map_location="cpu", weights_only=True)["state_dict"])
-    return trainer.global_step
+    lr = trainer.optimizers[0].param_groups[0]["initial_lr" if module.scheduler_factory else "lr"]
+    return Fitted(trainer.global_step, float(lr), schedule)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What a fit trained: its last optimizer step (fewer than planned if it stopped early), the
+    learning rate it started at (the recipe's, scaled to the batch size), and the schedule it
+    planned."""
+
+    steps: int
+    lr: float
+    schedule: Schedule
+
+    def params(self) -> dict[str, float]:
+        """As the run logs them (``schedule.*``): what the recipe meant on this data."""
+        return {
+            "schedule.epochs": self.schedule.epochs,
+            "schedule.steps": self.schedule.steps,
+            "schedule.steps_per_epoch": self.schedule.steps_per_epoch,
+            "schedule.lr": self.lr,
+        }
 
 
 def device(trainer: L.Trainer) -> str:

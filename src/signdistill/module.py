@@ -1,12 +1,22 @@
-"""The LightningModule that trains any ConvPoolLSTM: how a model is trained (``conf/train/``).
+"""The LightningModule that trains any network: how a model is trained (``conf/train/``).
 
-A ``train`` config is this class's ``_target_``: optimizer, schedule, augmentation, the epochs and
-which weights to keep are the recipe; the network and the distiller are given when it is built.
+A ``train`` config is this class's ``_target_``: optimizer, schedule, augmentation, how long to
+train and which weights to keep are the recipe; the network and the distiller are given when it is
+built.
+
+How long: ``max_epochs``, with a floor and a ceiling in optimizer steps (``min_steps``,
+``max_steps``), so that a recipe means about the same on 36 recordings as on 3,500: a small
+dataset gets enough optimizer steps to fit (a few hundred epochs of one batch do not), a large one
+no more than the recipe's budget. The learning rate is stated for batches of ``lr_batch_size``
+recordings and scaled linearly with the data's batch size (Goyal et al., 2017). What a run
+actually trained (epochs, steps, learning rate) is logged with it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import lightning as L
@@ -14,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
-from pydantic import Field, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveInt
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
@@ -28,15 +38,32 @@ from signdistill.distill import Distiller
 from signdistill.models import ConvPoolLSTM
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
-SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 Batch = tuple[torch.Tensor, ...]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long a recipe trains on given data: ``epochs`` of ``steps_per_epoch`` optimizer steps,
+    at the recipe's learning rate times ``lr_scale``."""
+
+    epochs: int
+    steps_per_epoch: int
+    lr_scale: float
+
+    @property
+    def steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
 
 
 class SignClassifier(L.LightningModule):
     """Cross-entropy or KD training of ``model``; metrics: accuracy, macro-F1, confusion matrix.
 
     ``restore`` names the weights a run tests and stores: ``best`` by val_acc, or ``last`` (a
-    fixed schedule trusts its full length more than a small validation set). ``callbacks`` are
+    fixed schedule trusts its full length more than a small validation set). ``scheduler``: a
+    learning-rate schedule over the run's epochs, given ``T_max`` (the epochs) when it is built.
+    ``max_epochs``, ``min_steps``, ``max_steps`` and ``lr_batch_size``: see the module docstring
+    and :meth:`schedule`. ``callbacks`` are
     the recipe's own Lightning callbacks (early stopping, sparsity, a sweep's trial pruning); they
     act while fitting only.
 
@@ -50,6 +77,9 @@ class SignClassifier(L.LightningModule):
         model: ConvPoolLSTM,
         optimizer: OptimizerFactory,
         max_epochs: PositiveInt,
+        min_steps: NonNegativeInt = 0,
+        max_steps: PositiveInt | None = None,
+        lr_batch_size: PositiveInt | None = None,
         restore: Literal["best", "last"] = "last",
         scheduler: SchedulerFactory | None = None,
         label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0,
@@ -58,10 +88,14 @@ class SignClassifier(L.LightningModule):
         distiller: Distiller | None = None,
     ) -> None:
         super().__init__()
+        if max_steps is not None and min_steps > max_steps:
+            raise ValueError(f"min_steps={min_steps}: must be <= max_steps ({max_steps})")
         self.model = model
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.max_epochs = max_epochs
+        self.max_epochs, self.min_steps, self.max_steps = max_epochs, min_steps, max_steps
+        self.lr_batch_size = lr_batch_size
+        self.lr_scale = 1.0  # set by schedule() for the data it trains on
         self.restore = restore
         self.label_smoothing = label_smoothing
         self.augment = augment or Augment()
@@ -79,6 +113,17 @@ class SignClassifier(L.LightningModule):
         self.test_metrics = metrics.clone(prefix="test_")
         self.test_confusion = MulticlassConfusionMatrix(n)
         self._loss_sum, self._loss_count = torch.zeros(()), 0  # this epoch's, for train_loss
+
+    def schedule(self, steps_per_epoch: int, batch_size: int) -> Schedule:
+        """How long and how fast this recipe trains on data of ``steps_per_epoch`` batches of
+        ``batch_size``: ``max_epochs``, raised until ``min_steps`` are reached and lowered to stay
+        within ``max_steps`` (never below one epoch); the learning rate scaled by ``batch_size /
+        lr_batch_size``. Sets the scale the optimizer is built with."""
+        epochs = max(self.max_epochs, math.ceil(self.min_steps / steps_per_epoch))
+        if self.max_steps is not None:
+            epochs = min(epochs, max(1, self.max_steps // steps_per_epoch))
+        self.lr_scale = batch_size / self.lr_batch_size if self.lr_batch_size else 1.0
+        return Schedule(epochs, steps_per_epoch, self.lr_scale)
 
     def train(self, mode: bool = True) -> SignClassifier:
         super().train(mode)
@@ -142,9 +187,12 @@ class SignClassifier(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict:
         opt = self.optimizer_factory(self.model.parameters())
+        for group in opt.param_groups:
+            group["lr"] *= self.lr_scale
         if self.scheduler_factory is None:
             return opt
-        return {"optimizer": opt, "lr_scheduler": self.scheduler_factory(opt)}
+        scheduler = self.scheduler_factory(opt, T_max=self.trainer.max_epochs)
+        return {"optimizer": opt, "lr_scheduler": scheduler}
 
     def configure_callbacks(self) -> list[Callback]:
         """The recipe's callbacks while fitting; none for a separate validate or test run."""

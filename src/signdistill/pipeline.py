@@ -15,6 +15,7 @@ from typing import Any
 
 import lightning as L
 import mlflow
+import torch
 from omegaconf import DictConfig
 
 from signdistill import build, console, export, phases, recover, teachers, tracking
@@ -38,6 +39,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 def execute(settings: Settings) -> dict[str, Any]:
     """Train what the settings ask for; returns its summary metrics and ``mlflow_run_id``."""
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
     phases.arm_database_pause()
     phases.reached("data")
     ctx = context(settings)
@@ -105,13 +108,14 @@ def train_job(ctx: Context, job: Job) -> Trained:
         tracking.log_config(s.config, config)
         mlflow.log_params({f"arch.{k}": v for k, v in module.model.arch.as_dict().items()})
         logger = tracking.RunLogger(run_id=run_id, tracking_uri=s.tracking.tracking_uri)
-        last_step = fit(module, ctx.dm, s.trainer, tmp, logger)
+        fitted = fit(module, ctx.dm, s.trainer, tmp, logger)
+        mlflow.log_params(fitted.params())
         phases.reached("evaluate")
         metrics = evaluate(module, ctx.dm, s.trainer) | _teacher_metrics(job) | dict(job.metrics)
         phases.reached("export")
         metrics |= _save_and_measure(ctx, job, module.model, metrics, tmp, run_id)
         # after every per-epoch point, so the runs table shows these summary values
-        mlflow.log_metrics(metrics, step=last_step + 1)
+        mlflow.log_metrics(metrics, step=fitted.steps + 1)
         tracking.log_confusion(module.test_confusion, ctx.dm.classes)
         if s.tracking.log_model:
             tracking.log_pytorch_model(module.model, ctx.dm.tensors("val")[0][:2].numpy())

@@ -3,7 +3,8 @@
 The sparse base model is the configured teacher with a BatchNorm after each conv, trained with the
 sparsity callback (``prune.sparsity``), and stored like any teacher. Recovery is KD from that
 unpruned model (``prune.recover=kd``, the source study's method, with the ``distill`` loss) or
-hard labels only (``finetune``), for ``prune.recover_epochs`` epochs of the run's ``train`` recipe;
+hard labels only (``finetune``), for ``prune.recover_epochs`` epochs of the run's ``train`` recipe
+(its step bounds shortened in proportion);
 its run is tagged ``pruned_from`` the base model's run.
 """
 
@@ -34,7 +35,7 @@ def prune_and_recover(ctx: Context, train_job: TrainJob) -> Trained:
     distilled = p.recover == "kd"
     job = Job(
         network=smaller,
-        recipe=s.train.with_values({"max_epochs": p.recover_epochs}),
+        recipe=s.train.shortened(p.recover_epochs),
         seed=s.seed,
         role="pruned",
         kind=f"pruned-{p.recover}",

@@ -16,6 +16,7 @@ that every stage can import this module without a cycle.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -47,8 +48,7 @@ class Recipe:
 
     Kept as config, not as a module: the module is built around each network, and the node's
     resolved values are the recipe's identity (teacher keys, logged params). Detached from the
-    whole config, so a derived recipe (:meth:`with_values`) re-resolves its own interpolations
-    (the cosine schedule's ``T_max: ${..max_epochs}``).
+    whole config, so a derived recipe (:meth:`with_values`) re-resolves its own interpolations.
     """
 
     node: DictConfig
@@ -60,6 +60,16 @@ class Recipe:
     def with_values(self, values: Mapping[str, Any]) -> Recipe:
         """This recipe with ``values`` merged in, new keys allowed (e.g. a callback)."""
         return Recipe(OmegaConf.merge(self.node, values))
+
+    def shortened(self, epochs: int) -> Recipe:
+        """This recipe cut to ``epochs``, its bounds in optimizer steps cut in proportion (a
+        recovery of 60 epochs of a 300-epoch recipe is a fifth of its steps on any data)."""
+        fraction = epochs / self.node.max_epochs
+        bounds = {
+            key: None if self.node.get(key) is None else math.ceil(fraction * self.node[key])
+            for key in ("min_steps", "max_steps")
+        }
+        return self.with_values({"max_epochs": epochs, **bounds})
 
     def values(self) -> dict[str, Any]:
         """The resolved recipe: what is logged, and part of what keys a stored teacher."""
@@ -116,6 +126,7 @@ class Settings:
 
     ``loss``: a factory of the KD loss (``conf/distill``), None for ``distill=none``;
     ``trainer``: ``lightning.Trainer`` with ``conf/trainer``'s keywords, the rest given per fit;
+    ``threads``: torch's intra-op threads for the run (None: torch's default, one per core);
     ``config``: the whole resolved config, logged with every run and read by nothing else.
     """
 
@@ -130,6 +141,7 @@ class Settings:
     tracking: TrackingSettings
     trainer: Callable[..., L.Trainer]
     seed: int
+    threads: int | None
     recipe: str | None
     paths: Paths
     config: Mapping[str, Any]
@@ -153,6 +165,7 @@ def compose(cfg: DictConfig) -> Settings:
         tracking=instantiate(cfg.logger),
         trainer=instantiate(cfg.trainer, _partial_=True),
         seed=cfg.seed,
+        threads=cfg.threads,
         recipe=cfg.recipe,
         paths=Paths(**cfg.paths),
         config=OmegaConf.to_container(cfg, resolve=True),

@@ -3,6 +3,7 @@ source's own predefined partitions."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -86,15 +87,38 @@ def split_indices(
         else:
             folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(idx, y)
             rest, test = list(folds)[fold]
-        train, val = train_test_split(
-            rest,
-            test_size=val_fraction / (1 - test_fraction),
-            stratify=y[rest],
-            random_state=seed,
-        )
     except ValueError as e:  # sklearn's message says which constraint failed
         raise DataError(f"cannot split {len(y)} recordings: {e}") from e
+    train, val = validation_draw(
+        y, rest, val_fraction / (1 - test_fraction), seed, "data.val_fraction"
+    )
     return Split(np.sort(train), np.sort(val), np.sort(test))
+
+
+def validation_draw(
+    y: np.ndarray, pool: np.ndarray, fraction: float, seed: int, key: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """A stratified validation draw of ``fraction`` of ``pool`` (indices into ``y``), but at least
+    one recording of every class: on a small dataset (5 training recordings per class, 10 classes)
+    a plain 10 % draw would leave classes out of validation, which stratification refuses. Needs
+    two recordings of each class in ``pool`` (one stays in training); the error names the class
+    and ``key``."""
+    classes, counts = np.unique(y[pool], return_counts=True)
+    if (counts < 2).any():
+        small = classes[counts < 2][0]
+        raise DataError(
+            f"{key}={fraction:.3g}: class index {int(small)} has 1 recording to train on; a "
+            "validation draw needs at least 2 per class (one stays in training). Add recordings "
+            "of that class, or a val/ partition (data=folder data.source.layout=splits)"
+        )
+    n_val = max(math.ceil(fraction * len(pool)), len(classes))
+    if len(pool) - n_val < len(classes):
+        raise DataError(
+            f"{key}={fraction:.3g}: {len(pool)} recordings of {len(classes)} classes leave too few "
+            "to train on after a validation draw with every class; lower it"
+        )
+    train, val = train_test_split(pool, test_size=n_val, stratify=y[pool], random_state=seed)
+    return train, val
 
 
 def _predefined_split(
@@ -108,16 +132,7 @@ def _predefined_split(
     idx = np.arange(len(y))
     train, val, test = (idx[partition == part] for part in ("train", "val", "test"))
     if not val.size:
-        try:
-            train, val = train_test_split(
-                train, test_size=val_fraction, stratify=y[train], random_state=seed
-            )
-        except ValueError as e:
-            raise DataError(
-                f"data.val_fraction={val_fraction}: cannot draw a stratified validation set from "
-                f"the {len(train)} training recordings ({e}); add a val/ partition, or more "
-                "training recordings per class"
-            ) from e
+        train, val = validation_draw(y, train, val_fraction, seed, "data.val_fraction")
     return Split(np.sort(train), np.sort(val), test)
 
 
