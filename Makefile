@@ -1,6 +1,7 @@
 # Two commands on a fresh machine: `make run` (the main job, end to end) and `make test`.
 # Both create .venv first, installing the CPU build of torch before anything that depends on it.
 VENV ?= .venv
+PORT ?= 5000
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
@@ -34,5 +35,6 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+## The MLflow UI over mlruns/ on 127.0.0.1:$(PORT) (`make ui PORT=5001`); prints the address to open.
 ui: $(STAMP)
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1
+	$(PY) -m signdistill.ui --port $(PORT)

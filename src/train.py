@@ -33,7 +33,10 @@ def _run(cfg: DictConfig) -> dict:
     from signdistill.settings import compose
 
     settings = compose(cfg)
+    from signdistill.console import single_lightning_lines
     from signdistill.pipeline import execute
+
+    single_lightning_lines()  # Hydra's handler is on the root logger now
 
     return execute(settings)
 

@@ -44,7 +44,7 @@ def sweep_command(root: Path, *overrides: str, name: str = "student_pareto") -> 
 
 
 def environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return {**os.environ, "PYTHONPATH": str(ROOT / "src")}
 
 
 def sweep(root: Path, *overrides: str, name: str = "student_pareto") -> subprocess.CompletedProcess:

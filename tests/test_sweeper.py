@@ -9,6 +9,7 @@ examples.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -455,7 +456,19 @@ def test_dummy_sweep_logs_trials_as_child_runs_and_resumes(root):
     tagged = children.set_index("tags.optuna.trial_number")["tags.pareto"]
     assert [tagged[str(i)] == "true" for i in range(3)] == expected
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent["run_id"])}
-    assert {"trials.csv", "pareto_front.png", "pareto_front.html"} <= artifacts
+    assert {"trials.csv", "pareto_front.png", "pareto_interactive.html"} <= artifacts
+    # the study run's description: the front as a table, each trial linking its run (issue #26)
+    note = parent["tags.mlflow.note.content"]
+    linked = dict(re.findall(r"\[trial-(\d+)\]\(#/experiments/\d+/runs/(\w+)\?", note))
+    by_number = children.set_index("tags.optuna.trial_number")["run_id"]
+    assert linked == {
+        str(t.number): by_number[str(t.number)]
+        for t, on in zip(s.trials, expected, strict=True)
+        if on
+    }
+    assert "| trial | val_acc | size_file_bytes | size_deployed_bytes | x | width |" in note
+    views = mlflow.get_experiment_by_name("signdistill").tags
+    assert "mlflow.sharedViewState.pareto_dummy" in views  # the study's view in the UI
     # the front's hypervolume after every completed trial, a stepped metric of the study's run
     history = mlflow.MlflowClient().get_metric_history(parent["run_id"], "hypervolume")
     assert [m.step for m in history] == [1, 2, 3]

@@ -15,14 +15,16 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 from lightning.fabric.utilities.rank_zero import rank_zero_module
 from lightning.pytorch.callbacks import TQDMProgressBar
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
-from signdistill.urls import redact_url
+from signdistill.urls import LOCAL_UI, redact_url, run_page
 
 
 @dataclass(frozen=True)
@@ -141,64 +143,200 @@ def quiet_quantizer() -> contextlib.AbstractContextManager[None]:
 
 
 class RunProgressBar(TQDMProgressBar):
-    """Lightning's tqdm bar, described as ``Epoch 17/300`` and ending with the estimated time
-    left for the whole fit (``left=3:12``), extrapolated from the time taken so far: validation
-    included, so it is an upper bound when early stopping ends the run sooner."""
+    """Lightning's tqdm bar, described as ``Epoch 17/300`` (``teacher (1/2) Epoch 17/300`` when the
+    command trains several models) and ending with the time left for the whole command
+    (``left=1:03:12``): this model's remaining epochs at the rate measured since its first batch,
+    and the models still to come at the same rate per unit of work (:class:`Plan`).
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._started = time.monotonic()  # reset when training starts, after the sanity check
+    While it trains, log records go through ``tqdm.write``, so a line logged mid-bar (Lightning's
+    "`Trainer.fit` stopped") clears the bar and gets a line of its own instead of running into it.
+    """
+
+    def __init__(self, plan: Plan | None = None, kind: str = "model", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan = plan or Plan()
+        self.kind = kind
+        self.stage: Stage | None = None
+        self.speed = EpochSpeed()
+        self._redirect = contextlib.ExitStack()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
-        self._started = time.monotonic()
+        self.stage = self.plan.start(self.kind, trainer.max_epochs)
+        self.speed = EpochSpeed()
+        self._redirect.enter_context(logging_redirect_tqdm(console_loggers()))
 
     def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
         super().on_train_epoch_start(trainer, *args)
         self.train_progress_bar.set_description(
-            f"Epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
+            f"{self.plan.label(self.stage)}Epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
         )
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self.speed.update(time.monotonic(), self._epochs_done(trainer))
+        super().on_train_batch_end(trainer, *args)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._redirect.close()  # before the bar's last line: it ends with its own newline
+        super().on_train_end(trainer, pl_module)
+        self.plan.finish(self.stage)
+
+    def teardown(self, *args: Any, **kwargs: Any) -> None:
+        self._redirect.close()  # also when training raised
+        super().teardown(*args, **kwargs)
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         items = super().get_metrics(trainer, pl_module)
         items.pop("v_num", None)  # the MLflow run id: in the summary line instead
-        bar = self.train_progress_bar
-        done = trainer.current_epoch + (bar.n / bar.total if bar.total else 0.0)
-        left = time_left(time.monotonic() - self._started, done, trainer.max_epochs)
-        if left is not None:
-            items["left"] = tqdm.format_interval(left)
+        if self.stage is not None:
+            left = self.plan.left(self.stage, self._epochs_done(trainer), self.speed.per_epoch)
+            if left is not None:
+                items["left"] = tqdm.format_interval(left)
         return items
 
+    def _epochs_done(self, trainer: L.Trainer) -> float:
+        bar = self.train_progress_bar
+        return trainer.current_epoch + (bar.n / bar.total if bar.total else 0.0)
 
-def time_left(elapsed: float, epochs_done: float, epochs: int) -> float | None:
-    """Seconds left if the remaining epochs take as long as the ones done; None before any."""
-    if epochs_done <= 0:
-        return None
-    return elapsed * max(epochs - epochs_done, 0.0) / epochs_done
+
+def console_loggers() -> list[logging.Logger]:
+    """The loggers that print to the console: the root logger (Hydra's handler), and Lightning's
+    own while they still have their console handler (no handler on the root logger)."""
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in LIGHTNING_LOGGERS)]
+    return [log for log in loggers if _console_handlers(log)]
+
+
+def _console_handlers(logger: logging.Logger) -> list[logging.Handler]:
+    """The handlers of ``logger`` that print to a stream (not to a file)."""
+    return [
+        h
+        for h in logger.handlers
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+    ]
+
+
+# The loggers Lightning's packages give a console handler of their own when they are imported.
+LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning")
+
+
+def single_lightning_lines() -> None:
+    """Each Lightning INFO line once: ``import lightning`` gives its logger a console handler of
+    its own (``INFO: ...``) and keeps propagating to the root logger, whose handler (Hydra's)
+    prints the line again. Once the root logger has a handler, Lightning's are removed, so its
+    lines print once, in the run's format, and reach the run's log file."""
+    if not logging.getLogger().handlers:
+        return
+    for name in LIGHTNING_LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in _console_handlers(logger):
+            logger.removeHandler(handler)
+        logger.propagate = True
+
+
+class EpochSpeed:
+    """Seconds per epoch of the model training now, measured from the end of its first batch: the
+    first step (allocation, first calls) is often many times slower than the rest, and
+    extrapolated over a whole schedule it would put hours on the estimate."""
+
+    def __init__(self) -> None:
+        self.mark: tuple[float, float] | None = None  # (time, epochs done) after the first batch
+        self.per_epoch: float | None = None
+
+    def update(self, now: float, epochs_done: float) -> None:
+        if self.mark is None:
+            self.mark = (now, epochs_done)
+        elif epochs_done > self.mark[1]:
+            self.per_epoch = (now - self.mark[0]) / (epochs_done - self.mark[1])
+
+
+@dataclass
+class Stage:
+    """One model a command trains: its run's kind, its epochs, and its work per epoch (in any
+    unit common to the plan's stages, e.g. multiply-accumulates; 0 if unknown)."""
+
+    kind: str
+    epochs: int
+    work: float = 0.0
+    started: bool = False
+    done: bool = False
+
+
+class Plan:
+    """The models one command trains, in order (a missing teacher, then the student), and how
+    fast work went on the last one measured: the time left for the whole command.
+
+    The model training now is timed on its own epochs; a model still to come is estimated from
+    its work at the seconds per unit of work measured last. A model the plan did not foresee is
+    added when it starts (its own time only).
+    """
+
+    def __init__(self, stages: list[Stage] | None = None) -> None:
+        self.stages = list(stages or [])
+        self.seconds_per_work: float | None = None
+
+    def start(self, kind: str, epochs: int) -> Stage:
+        """The next planned stage of ``kind``, now starting with ``epochs`` (as fitted)."""
+        stage = next((s for s in self.stages if s.kind == kind and not s.started), None)
+        if stage is None:
+            stage = Stage(kind, epochs)
+            waiting = [i for i, s in enumerate(self.stages) if not s.started]
+            self.stages.insert(waiting[0] if waiting else len(self.stages), stage)
+        stage.started, stage.epochs = True, epochs
+        return stage
+
+    def finish(self, stage: Stage | None) -> None:
+        if stage is not None:
+            stage.done = True
+
+    def label(self, stage: Stage | None) -> str:
+        """``teacher (1/2) `` when the command trains several models, else nothing."""
+        if stage is None or len(self.stages) < 2:
+            return ""
+        return f"{stage.kind} ({self.stages.index(stage) + 1}/{len(self.stages)}) "
+
+    def left(self, stage: Stage, epochs_done: float, per_epoch: float | None) -> float | None:
+        """Seconds left for the whole command, or None before anything was measured."""
+        if per_epoch is not None and stage.work > 0:
+            self.seconds_per_work = per_epoch / stage.work
+        if per_epoch is None and self.seconds_per_work is not None:
+            per_epoch = self.seconds_per_work * stage.work or None
+        if per_epoch is None:
+            return None
+        later = sum(s.epochs * s.work for s in self.stages if not s.started)
+        return per_epoch * max(stage.epochs - epochs_done, 0.0) + later * (
+            self.seconds_per_work or 0.0
+        )
 
 
 def summary(
     kind: str, run_id: str, metrics: Mapping[str, float], tracking_uri: str, exp: str
 ) -> str:
     """The one line a user reads first: test accuracy (fp32 and the deployed file), the deployed
-    size and the compression ratio (the teacher's parameters over this model's), the MLflow run
-    id and how to open it in the UI."""
-    parts = [f"{kind} done: test acc {100 * metrics['test_acc']:.1f} % (fp32)"]
+    bytes, the compression ratio (the teacher's parameters over this model's), and the address of
+    the run's page in the MLflow UI."""
+    acc = f"test acc {100 * metrics['test_acc']:.1f} % (fp32)"
     if "test_acc_deployed" in metrics:
-        parts[0] += f", {100 * metrics['test_acc_deployed']:.1f} % (deployed)"
-        size = f"deployed file {metrics['size_deployed_bytes']:,.0f} bytes"
+        acc += f", {100 * metrics['test_acc_deployed']:.1f} % deployed"
+        size = f"{metrics['size_deployed_bytes']:,.0f} bytes"
     else:
-        size = f"weights file {metrics['size_file_bytes']:,.0f} bytes"
-    parts.append(f"{size}, compression {metrics['compression_ratio']:.1f}x")
-    parts.append(f"MLflow run {run_id}")
-    parts.append(ui_hint(tracking_uri, exp, run_id))
-    return " | ".join(parts)
+        size = f"weights {metrics['size_file_bytes']:,.0f} bytes"
+    ratio = metrics["compression_ratio"]
+    compression = f"compression {ratio:.1f}x" if ratio >= 1 else f"compression {ratio:.2g}x"
+    return f"{kind} done: {acc}, {size}, {compression} | {ui_hint(tracking_uri, exp, run_id)}"
+
+
+# The project's own store (the default logger.tracking_uri): what `make ui` serves.
+PROJECT_STORE = Path(__file__).resolve().parents[2] / "mlruns" / "mlflow.db"
 
 
 def ui_hint(tracking_uri: str, experiment_id: str, run_id: str) -> str:
-    """How to see the run in the MLflow UI (a password in the URI is shown as ``***``)."""
-    page = f"#/experiments/{experiment_id}/runs/{run_id}"
+    """The run's page in the MLflow UI: on a tracking server its address; for a local store the
+    address `make ui` (the project's own store) or the `mlflow ui` command shown serves it at. A
+    password in the URI is shown as ``***``."""
+    page = run_page(experiment_id, run_id)
     if tracking_uri.startswith(("http://", "https://")):
-        return f"open {tracking_uri.rstrip('/')}/{page}"
-    uri = redact_url(tracking_uri)
-    return f"view: mlflow ui --backend-store-uri {uri}, then http://127.0.0.1:5000/{page}"
+        return f"{tracking_uri.rstrip('/')}/{page}"
+    local = Path(tracking_uri.removeprefix("sqlite:///"))
+    if tracking_uri.startswith("sqlite:///") and local.resolve() == PROJECT_STORE:
+        return f"{LOCAL_UI}/{page} (make ui)"
+    return f"{LOCAL_UI}/{page} (mlflow ui --backend-store-uri {redact_url(tracking_uri)})"

@@ -29,9 +29,12 @@ def fit(
     make_trainer: Callable[..., L.Trainer],
     folder: Path,
     logger: Logger,
+    plan: console.Plan | None = None,
+    kind: str = "model",
 ) -> Fitted:
     """Train ``module`` for its recipe's schedule on this data, then load the weights its recipe
-    keeps (best by val_acc, or the last ones); returns what was trained."""
+    keeps (best by val_acc, or the last ones); returns what was trained. ``plan`` and ``kind``:
+    the run's models and which one this is, for the progress bar's time left."""
     schedule = module.schedule(len(dm.train_dataloader()), dm.batch_size)
     checkpoint = ModelCheckpoint(
         dirpath=folder,
@@ -43,7 +46,7 @@ def fit(
     )
     callbacks: list[Callback] = [checkpoint]
     if progress_bar(make_trainer):
-        callbacks.append(console.RunProgressBar())
+        callbacks.append(console.RunProgressBar(plan, kind))
     with console.quiet_lightning():
         trainer = make_trainer(
             max_epochs=schedule.epochs,

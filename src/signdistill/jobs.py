@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from torch import nn
 
+from signdistill.console import Plan
 from signdistill.data.datamodule import SignDataModule
 from signdistill.families import Network, Spec
 from signdistill.settings import Recipe, Settings
@@ -21,12 +22,15 @@ class Context:
 
     ``reference_params``: the configured teacher's parameter count (times the ensemble's
     members), computed from its architecture: the denominator of every ``compression_ratio``.
+    ``plan``: the models the run will train, for the progress bar's time left (none: each
+    model's own time only).
     """
 
     settings: Settings
     dm: SignDataModule
     experiment_id: str
     reference_params: int
+    plan: Plan | None = None
 
 
 @dataclass(frozen=True)

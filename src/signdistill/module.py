@@ -42,6 +42,17 @@ SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 Batch = tuple[torch.Tensor, ...]
 
 
+def bounded_epochs(
+    max_epochs: int, min_steps: int, max_steps: int | None, steps_per_epoch: int
+) -> int:
+    """``max_epochs``, raised until ``min_steps`` optimizer steps are reached and lowered to stay
+    within ``max_steps`` (never below one epoch)."""
+    epochs = max(max_epochs, math.ceil(min_steps / steps_per_epoch))
+    if max_steps is not None:
+        epochs = min(epochs, max(1, max_steps // steps_per_epoch))
+    return epochs
+
+
 @dataclass(frozen=True)
 class Schedule:
     """How long a recipe trains on given data: ``epochs`` of ``steps_per_epoch`` optimizer steps,
@@ -119,9 +130,7 @@ class SignClassifier(L.LightningModule):
         ``batch_size``: ``max_epochs``, raised until ``min_steps`` are reached and lowered to stay
         within ``max_steps`` (never below one epoch); the learning rate scaled by ``batch_size /
         lr_batch_size``. Sets the scale the optimizer is built with."""
-        epochs = max(self.max_epochs, math.ceil(self.min_steps / steps_per_epoch))
-        if self.max_steps is not None:
-            epochs = min(epochs, max(1, self.max_steps // steps_per_epoch))
+        epochs = bounded_epochs(self.max_epochs, self.min_steps, self.max_steps, steps_per_epoch)
         self.lr_scale = batch_size / self.lr_batch_size if self.lr_batch_size else 1.0
         return Schedule(epochs, steps_per_epoch, self.lr_scale)
 

@@ -73,3 +73,29 @@ def plot_front(
     ax.grid(alpha=0.3)
     ax.legend()
     return fig
+
+
+def front_html(
+    values: np.ndarray, on_front: Sequence[bool], labels: Sequence[str], title: str, hover: list
+) -> str:
+    """The :func:`plot_front` scatter as an interactive page (plotly): the same axes (the second
+    objective across, the first up), each point's ``hover`` text; plotly.js is loaded from its
+    CDN, so the page is a few kB instead of 4.6 MB (it needs the internet to draw)."""
+    import plotly.graph_objects as go
+
+    v = np.asarray(values, dtype=float)
+    front = np.asarray(on_front, dtype=bool)
+    text = np.asarray(hover, dtype=object)
+    order = np.argsort(v[front, 1])
+    others, ours = (v[~front], text[~front]), (v[front][order], text[front][order])
+    fig = go.Figure()
+    for (points, texts), name, mode in (
+        (others, "trials", "markers"),
+        (ours, "Pareto front", "lines+markers"),
+    ):
+        # plain lists: plotly would write numpy arrays as base64 blobs
+        x, y = points[:, 1].tolist(), points[:, 0].tolist()
+        fig.add_scatter(x=x, y=y, text=texts.tolist(), mode=mode, name=name)
+    fig.update_traces(hovertemplate="%{text}<br>x=%{x}<br>y=%{y}<extra></extra>")
+    fig.update_layout(title=title, xaxis_title=labels[1], yaxis_title=labels[0])
+    return fig.to_html(include_plotlyjs="cdn", full_html=True)

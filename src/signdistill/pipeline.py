@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig
 
 from signdistill import build, console, export, phases, recover, teachers, tracking
+from signdistill import plan as planning
 from signdistill.checkpoints import save_model
 from signdistill.errors import ConfigError
 from signdistill.families import Network
@@ -70,7 +71,7 @@ def context(settings: Settings) -> Context:
     experiment = tracking.configure(t.tracking_uri, t.experiment_name, t.artifact_root)
     members = len(settings.teacher.seeds or [settings.seed])
     reference = members * build.parameters(settings.teacher.model, dm)
-    return Context(settings, dm, experiment, reference)
+    return Context(settings, dm, experiment, reference, planning.plan(settings, dm))
 
 
 def student_job(ctx: Context) -> Job:
@@ -108,7 +109,7 @@ def train_job(ctx: Context, job: Job) -> Trained:
         tracking.log_config(s.config, config)
         mlflow.log_params({f"arch.{k}": v for k, v in module.model.arch.as_dict().items()})
         logger = tracking.RunLogger(run_id=run_id, tracking_uri=s.tracking.tracking_uri)
-        fitted = fit(module, ctx.dm, s.trainer, tmp, logger)
+        fitted = fit(module, ctx.dm, s.trainer, tmp, logger, ctx.plan, job.kind)
         mlflow.log_params(fitted.params())
         phases.reached("evaluate")
         metrics = evaluate(module, ctx.dm, s.trainer) | _teacher_metrics(job) | dict(job.metrics)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,15 @@ from mlflow.entities import RunStatus, RunTag
 from omegaconf import DictConfig
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from hydra_plugins.signdistill_sweeper import _front
 from signdistill import tracking
-from signdistill.pareto import hypervolume, pareto_mask, plot_front
+from signdistill.pareto import front_html, hypervolume, pareto_mask, plot_front
 from signdistill.urls import redact_url
 
 log = logging.getLogger(__name__)
 
 PARENT_ATTR = "mlflow_parent_run_id"
+NOTE = "mlflow.note.content"  # a run's description in the MLflow UI (markdown)
 RUN_ATTR = "mlflow_run_ids"
 
 
@@ -37,6 +40,8 @@ class StudyRuns:
         self.parent_id = parent_id
         self.names = names  # objective names: metric and plot labels
         self.reference = reference  # the hypervolume's reference point, if it is logged
+        self._experiment_id: str | None = None
+        self._view_saved = False
 
     @classmethod
     def open(
@@ -93,7 +98,8 @@ class StudyRuns:
                     client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
 
     def update_front(self, study: optuna.Study) -> None:
-        """Re-tag every completed trial's runs ``pareto=true|false``; refresh the parent's files."""
+        """Re-tag every completed trial's runs ``pareto=true|false``; refresh the parent's files,
+        metrics and description (the front as a table), and save the study's view once."""
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if not done:
             return
@@ -106,40 +112,114 @@ class StudyRuns:
                 # Workers re-tag each other's runs: log_batch retries the insert that two workers
                 # race on (set_tag raises a unique-key violation on PostgreSQL instead).
                 client.log_batch(run_id, tags=[RunTag("pareto", str(on_front).lower())])
+        plot = None
         with tempfile.TemporaryDirectory() as tmp:
             csv = Path(tmp) / "trials.csv"
             study.trials_dataframe().to_csv(csv, index=False)
             client.log_artifact(self.parent_id, str(csv))
             if len(self.names) >= 2:
-                self._log_front_plots(study, values, front, Path(tmp))
+                plot = self._log_front_plots(study, done, front, Path(tmp))
+        volume = self._log_front_metrics(values, front, directions)
+        self._describe(study, done, front, plot, volume)
+        self._save_view(study, done)
+
+    def _log_front_metrics(
+        self, values: np.ndarray, front: list[bool], directions: list[str]
+    ) -> float | None:
+        """``best_<objective>`` over the front, its size, the trials done, the hypervolume (if a
+        reference is set; returned)."""
+        client = mlflow.MlflowClient()
         for i, key in enumerate(self.names):
             column = values[np.asarray(front)][:, i]
             best = column.max() if directions[i] == "maximize" else column.min()
             client.log_metric(self.parent_id, f"best_{key}", float(best))
         client.log_metric(self.parent_id, "pareto_size", float(sum(front)))
-        client.log_metric(self.parent_id, "completed_trials", float(len(done)))
-        if self.reference is not None:
-            volume = hypervolume(values, directions, self.reference)
-            client.log_metric(self.parent_id, "hypervolume", volume, step=len(done))
+        client.log_metric(self.parent_id, "completed_trials", float(len(values)))
+        if self.reference is None:
+            return None
+        volume = hypervolume(values, directions, self.reference)
+        client.log_metric(self.parent_id, "hypervolume", volume, step=len(values))
+        return volume
 
     def _log_front_plots(
-        self, study: optuna.Study, values: np.ndarray, front: list[bool], tmp: Path
-    ) -> None:
+        self, study: optuna.Study, done: list[FrozenTrial], front: list[bool], tmp: Path
+    ) -> str:
+        """The front as ``pareto_front.png`` (returned: the artifact's path) and, with plotly,
+        ``pareto_interactive.html`` (the same axes, plotly.js from its CDN, a few kB)."""
         import matplotlib.pyplot as plt
 
-        fig = plot_front(values, front, self.names, f"study {study.study_name}")
+        title = f"study {study.study_name}"
+        values = np.array([t.values for t in done])
+        fig = plot_front(values, front, self.names, title)
         png = tmp / "pareto_front.png"
         fig.savefig(png, dpi=120, bbox_inches="tight")
         plt.close(fig)
         client = mlflow.MlflowClient()
         client.log_artifact(self.parent_id, str(png))
         try:
-            html = tmp / "pareto_front.html"
-            plot = optuna.visualization.plot_pareto_front(study, target_names=self.names)
-            plot.write_html(html)
+            html = tmp / "pareto_interactive.html"
+            labels = [f"trial {t.number}: {t.params}" for t in done]
+            html.write_text(front_html(values, front, self.names, title, labels))
             client.log_artifact(self.parent_id, str(html))
         except ImportError:  # plotly is optional: the PNG is always there
             log.info("plotly is not installed: no interactive Pareto plot")
+        return png.name
+
+    def _describe(
+        self,
+        study: optuna.Study,
+        done: list[FrozenTrial],
+        front: list[bool],
+        plot: str | None,
+        volume: float | None,
+    ) -> None:
+        """The study run's description (``mlflow.note.content``, markdown in the UI)."""
+        summary = _front.Study(
+            study.study_name,
+            self.names,
+            [d.name.lower() for d in study.directions],
+            len(done),
+            self.experiment_id,
+            self.parent_id,
+            volume,
+            self.reference,
+        )
+        on = [t for t, on_front in zip(done, front, strict=True) if on_front]
+        runs = [t.user_attrs.get(RUN_ATTR, []) for t in on]
+        trials = [
+            _front.Trial(t.number, t.values, t.params, r, self._size(r))
+            for t, r in zip(on, runs, strict=True)
+        ]
+        note = _front.description(summary, trials, plot)
+        mlflow.MlflowClient().log_batch(self.parent_id, tags=[RunTag(NOTE, note)])
+
+    def _size(self, runs: list[str]) -> float | None:
+        """The deployed bytes of a trial's first run, when they are not an objective."""
+        if _front.SIZE in self.names or not runs:
+            return None
+        return mlflow.MlflowClient().get_run(runs[0]).data.metrics.get(_front.SIZE)
+
+    def _save_view(self, study: optuna.Study, done: list[FrozenTrial]) -> None:
+        """The study's saved view in the UI's "Views" menu, unless the experiment has one (a
+        user's changes to it are kept)."""
+        if self._view_saved:
+            return
+        client = mlflow.MlflowClient()
+        params = list(dict.fromkeys(k for t in done for k in t.params))
+        key, value = _front.view_tag(study.study_name, self.names, params, int(time.time() * 1000))
+        if key not in client.get_experiment(self.experiment_id).tags:
+            try:
+                client.set_experiment_tag(self.experiment_id, key, value)
+            except mlflow.exceptions.MlflowException as e:  # another worker's, at the same time
+                log.debug("view %s not saved: %s", key, e)
+        self._view_saved = True
+
+    @property
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            run = mlflow.MlflowClient().get_run(self.parent_id)
+            self._experiment_id = run.info.experiment_id
+        return self._experiment_id
 
     def finish(self) -> None:
         mlflow.MlflowClient().set_terminated(
