@@ -278,7 +278,7 @@ def simplify(proto: onnx.ModelProto) -> onnx.ModelProto:
     and the shape arithmetic that built them dropped; the last LSTM's last step read from its
     final hidden state instead of a Squeeze-Transpose-Gather of its whole output; identity and
     duplicate nodes merged; constant reshapes folded; attributes equal to their defaults, unused
-    nodes, outputs and initializers dropped. The teacher's fp32 file loses 27 nodes of 42."""
+    nodes, outputs and initializers dropped. The teacher's fp32 file: 42 nodes -> 17."""
     graph = proto.graph
     _constants_to_initializers(graph)
     _drop_zero_initial_states(graph)
@@ -687,19 +687,20 @@ def fold_batchnorm(proto: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def int8_weights(proto: onnx.ModelProto, lstm: bool = True) -> onnx.ModelProto:
-    """Weight-only int8: the classifier's weights (a ``Gemm``'s, ``transB=1``), and with ``lstm``
-    every LSTM's input and recurrent weights (W, R), stored as int8 with symmetric scales and
-    expanded by ``Cast`` and ``Mul``; they compute in fp32. ONNX Runtime folds the expansion into
-    constants when the session starts, so the LSTM runs on prepacked weights and every
-    recording's logits are bit-identical at any batch size, where a ``DequantizeLinear`` (which
-    ONNX Runtime does not fold) leaves the LSTM unpacked, its logits then differing between batch
-    sizes by about 1e-6. Scales: one per LSTM gate row (output channel), one per classifier input
-    unit (after :func:`fold_batchnorm` the BatchNorm's per-unit scale is in those columns)."""
+    """Weight-only int8: the classifier's weights (a ``Gemm``'s, or a ``MatMul``'s once
+    ``quantize_dynamic`` has split the Gemm for a dynamic LSTM), and with ``lstm`` every LSTM's
+    input and recurrent weights (W, R), stored as int8 with symmetric scales and expanded by
+    ``Cast`` and ``Mul``; they compute in fp32. ONNX Runtime folds the expansion into constants
+    when the session starts, so the LSTM runs on prepacked weights and every recording's logits
+    are bit-identical at any batch size, where a ``DequantizeLinear`` (which ONNX Runtime does
+    not fold) leaves the LSTM unpacked, its logits then differing between batch sizes by about
+    1e-6. Scales: one per LSTM gate row (output channel), one per classifier input unit (after
+    :func:`fold_batchnorm` the BatchNorm's per-unit scale is in those columns)."""
     graph = proto.graph
-    stored = [  # the Gemm's weights are (outputs, inputs) with transB=1, else (inputs, outputs)
+    stored = [  # weights (outputs, inputs) for a Gemm with transB=1, else (inputs, outputs)
         (n.input[1], 0 if _attributes(n).get("transB", 0) == 1 else 1)
         for n in graph.node
-        if n.op_type == "Gemm"
+        if n.op_type in ("Gemm", "MatMul")
     ]
     if lstm:
         stored += [(name, 2) for n in graph.node if n.op_type == "LSTM" for name in n.input[1:3]]
