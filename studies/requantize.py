@@ -6,7 +6,8 @@ Models come from MLflow runs (their ``model.pt`` and ``config.yaml`` artifacts) 
 each run's recordings are its own config's data node (``dm.prepare()``, then the run's split), so
 the static file is calibrated on that run's training recordings only. One markdown table per
 group of runs (``--group-by``, a tag), means over its runs, printed and written to ``--out``.
-Per-run results are cached in ``<out>.json``, so an interrupted run resumes where it stopped.
+Per-run results (and the runs skipped, having no stored model) are cached in ``<out>.json``, so an
+interrupted study resumes where it stopped.
 
 Usage: python studies/requantize.py "tags.study = 'front_lis'" [--group-by method]
        [--tracking-uri sqlite:///mlruns/mlflow.db] [--out mlruns/studies/requantize.md]
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from signdistill import export
@@ -70,13 +72,17 @@ def main(argv: list[str] | None = None) -> str:
     for i, run in enumerate(runs, 1):
         if cache.get(run.info.run_id) is None:
             start = time.perf_counter()
-            result = measure_run(run, variants, data, args.split)
+            try:
+                result = measure_run(run, variants, data, args.split)
+            except MlflowException as e:  # e.g. no model.pt: a run that stored no model
+                result = {"skipped": str(e).splitlines()[0]}
             cache.put(run.info.run_id, result)
-            print(f"[{i}/{len(runs)}] {run.info.run_id} {time.perf_counter() - start:.1f} s")
+            done = result.get("skipped") or f"{time.perf_counter() - start:.1f} s"
+            print(f"[{i}/{len(runs)}] {run.info.run_id} {done}")
     groups: dict[str, list[dict]] = {}
     for run in runs:
         result = cache.get(run.info.run_id)
-        if result is not None:
+        if result is not None and "skipped" not in result:
             groups.setdefault(run.data.tags.get(args.group_by, "-"), []).append(result)
     report = "\n".join(table(f"{args.group_by} = {g}", rs, variants) for g, rs in groups.items())
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -123,8 +129,7 @@ def files(settings: export.ExportSettings, lstm_options: bool) -> dict[str, Quan
 
     def static(lstm: str) -> Quantizer:
         def make(fp32: Path, out: Path, train: np.ndarray) -> object:
-            chosen = np.random.default_rng(0).permutation(len(train))
-            calibration = train[np.sort(chosen[: settings.calibration_recordings])]
+            calibration = export.calibration_set(train, settings.calibration_recordings)
             return export.quantize_static_int8(fp32, out, calibration, method, lstm=lstm)
 
         return make
@@ -160,7 +165,8 @@ class Cache:
 
 
 class Datasets:
-    """Prepared recordings by data node, so runs sharing data and split prepare them once."""
+    """The recordings of the last data node prepared: consecutive runs on the same data and
+    split (runs come oldest first) prepare them once."""
 
     def __init__(self, overrides: list[str]) -> None:
         self.overrides = overrides

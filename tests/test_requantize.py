@@ -29,7 +29,8 @@ def requantize():
 
 def log_runs(root: Path) -> str:
     """Two finished runs (methods a and b) and a failed one, each with the artifacts a training
-    run logs: ``model.pt`` and the resolved ``config.yaml``. Returns the tracking URI."""
+    run logs (``model.pt``, the resolved ``config.yaml``), and a finished run without them (c).
+    Returns the tracking URI."""
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=[f"paths.root={root}", *TINY_DATA])
     data = OmegaConf.create({"data": OmegaConf.to_container(cfg.data, resolve=True)})
@@ -51,6 +52,8 @@ def log_runs(root: Path) -> str:
         if status != "FINISHED":
             client = mlflow.MlflowClient(uri)
             client.set_terminated(client.search_runs([experiment])[0].info.run_id, status)
+    with mlflow.start_run(experiment_id=experiment, tags={"study": "t", "method": "c"}):
+        pass
     return uri
 
 
@@ -63,6 +66,7 @@ def test_requantize_reports_each_group_and_resumes_from_its_cache(tmp_path, monk
     report = study.main(args)
     assert out.read_text() == report
     assert "### method = a (1 run)" in report and "### method = b (1 run)" in report
+    assert "method = c" not in report  # no model stored: skipped
     rows = [line for line in report.splitlines() if line.startswith("| ") and "---" not in line]
     names = [row.split(" | ")[0].removeprefix("| ") for row in rows if not row.startswith("| file")]
     assert names == 2 * [

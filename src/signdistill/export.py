@@ -119,9 +119,14 @@ class Splits:
 def measure(
     model: ConvPoolLSTM, splits: Splits, folder: Path, meta: dict, settings: ExportSettings
 ) -> tuple[dict[str, float], list[Path]]:
-    """Export ``model`` as ``settings`` asks into ``folder``: its files' sizes, their accuracy on
-    the validation and test recordings run one at a time as a device runs them, parity with
-    PyTorch, latency, and the files written (ONNX, int8 ONNX)."""
+    """Export ``model`` as ``settings`` asks into ``folder``; the metrics and the files written
+    (``model.onnx``, ``model.int8.onnx``). Accuracies are of recordings run one at a time, as a
+    device runs the file; ``splits.train`` only calibrates static quantization.
+
+    Metrics: ``size_onnx_bytes``, ``val_acc_onnx``, ``test_acc_onnx``, ``onnx_max_abs_diff`` and
+    ``onnx_same_predictions`` (against PyTorch, test recordings); with int8 ``size_int8_bytes``,
+    ``quantize_seconds``, ``val_acc_int8``, ``test_acc_int8`` (and for dynamic quantization
+    ``test_acc_int8_batched``, in batches of 256), and ``latency_ms_{torch,onnx,int8}``."""
     if not settings.onnx:
         return {}, []
     fp32 = folder / "model.onnx"
@@ -535,9 +540,13 @@ def quantize(path: Path, out: Path, settings: ExportSettings, train: torch.Tenso
     sees nothing else. Returns the file size."""
     if settings.quantize == "dynamic":
         return quantize_int8(path, out)
-    chosen = np.random.default_rng(0).permutation(len(train))[: settings.calibration_recordings]
-    calibration = train.numpy()[np.sort(chosen)]
+    calibration = calibration_set(train.numpy(), settings.calibration_recordings)
     return quantize_static_int8(path, out, calibration, settings.calibration_method)
+
+
+def calibration_set(train: np.ndarray, n: int) -> np.ndarray:
+    """``n`` of the ``train`` recordings (all if fewer), a fixed random choice, in their order."""
+    return train[np.sort(np.random.default_rng(0).permutation(len(train))[:n])]
 
 
 def quantize_int8(path: Path, out: Path) -> int:
