@@ -300,3 +300,20 @@ def test_the_thread_setting_reaches_torch_while_training(tmp_path, monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert seen == {3}
+
+
+def test_a_deployed_file_that_loses_too_much_is_said_and_tagged(tmp_path, monkeypatch, caplog):
+    sentence = "The deployed statically quantized int8 file classifies 50.0 % ..."
+    seen = []
+
+    def fires(metrics, settings):
+        seen.append(metrics["val_acc_deployed"])  # judged on what the run measured
+        return sentence
+
+    monkeypatch.setattr("signdistill.export.deploy_warning", fires)
+    with caplog.at_level("INFO"):
+        result = run(make_cfg(tmp_path, "model=teacher"))
+    row = runs(tmp_path).set_index("run_id").loc[result["mlflow_run_id"]]
+    assert row["tags.deploy_warning"] == sentence
+    assert f"WARNING: {sentence}" in caplog.text
+    assert seen == [result["val_acc_deployed"]]

@@ -99,9 +99,7 @@ def evaluate(
     (clean) training recordings; the fraction of classes it predicts at all on the test set (a
     model that underfits may answer one class for everything)."""
     with console.quiet_lightning(console.LIGHTNING_DEVICES):  # fit already named the device
-        trainer = make_trainer(
-            enable_progress_bar=False, logger=False, enable_checkpointing=False
-        )
+        trainer = make_trainer(enable_progress_bar=False, logger=False, enable_checkpointing=False)
         val = trainer.validate(module, datamodule=dm, verbose=False)[0]
         test = trainer.test(module, datamodule=dm, verbose=False)[0]
     predicted = module.test_confusion.compute().sum(dim=0) > 0  # columns: predicted classes
