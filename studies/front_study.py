@@ -67,13 +67,14 @@ def main() -> None:
     if not any(o.startswith("data=") for o in overrides):
         overrides = ["data=lis", f"data.source.root={lis_root()}", *overrides]
     data = next(o.removeprefix("data=") for o in overrides if o.startswith("data="))
-    name = args.search_study or f"student_shape_pareto_{data}"
+    teacher = next((o.split("=", 1)[1] for o in overrides if o.startswith("model@teacher")), "")
+    name = args.search_study or f"student_shape_pareto_{data}_{teacher or 'teacher'}"
     trials = [] if args.no_search else search_trials(args.storage, name)
     retrained = chosen(trials, args.shapes) + [given(spec) for spec in args.shape]
     first = [f"trial-{n}" for n in args.first.split(",") if n]
     retrained.sort(key=lambda m: first.index(m.name) if m.name in first else len(first))
     methods = [*references(args.prune_amounts, args.pruned), *retrained]
-    study = Study(f"front_{data}", overrides)
+    study = Study(args.study or f"front_{data}" + (f"_{teacher}" if teacher else ""), overrides)
     out = args.out or ROOT / "mlruns/studies" / study.name
     shard, shards = (int(v) for v in args.shard.split("/"))
     splits = [int(s) for s in args.splits.split(",")]
@@ -105,7 +106,12 @@ def arguments() -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--splits", default="100,101,102,103,104", help="held-out split seeds")
     parser.add_argument("--shapes", type=int, default=12, help="fewest search trials retrained")
     parser.add_argument("--storage", default=f"sqlite:///{ROOT}/mlruns/optuna.db")
-    parser.add_argument("--search-study", help="default: student_shape_pareto_<data>")
+    parser.add_argument(
+        "--search-study", help="default: student_shape_pareto_<data>_<teacher model name>"
+    )
+    parser.add_argument(
+        "--study", help="this study's name; default: front_<data>[_<teacher>] (a front per teacher)"
+    )
     parser.add_argument(
         "--prune-amounts", default="0.5,0.7,0.75,0.85", help="one pruned teacher each"
     )
@@ -162,6 +168,7 @@ def references(amounts: str, pruned: str) -> list[Method]:
                 "reference",
             )
             for a in amounts.split(",")
+            if a
         ),
     ]
 

@@ -202,6 +202,8 @@ def test_invalid_config_fails_before_any_data_naming_the_key(tmp_path, override,
         ("model=student prune=slim", "prune.amount"),  # a student is not pruned
         ("model=student_tiny prune=slim prune.amount=0.7", "prune.amount"),
         ("model=teacher prune=slim model.conv1=16", "model.conv1"),  # prunes teacher.model
+        ("model=inception model@teacher.model=inception prune=slim", "prune.amount"),
+        ("prune@teacher.prune=slim model@teacher.model=inception", "teacher.prune.amount"),
     ],
 )
 def test_a_prune_run_of_anything_but_the_teacher_is_refused_before_any_work(
@@ -209,8 +211,9 @@ def test_a_prune_run_of_anything_but_the_teacher_is_refused_before_any_work(
 ):
     loads = []
     monkeypatch.setattr("fakes.BlobSource.load", lambda *args: loads.append(args))
+    small = "inception" not in overrides  # the Conv-LSTM teacher's sizes are not InceptionTime's
     with pytest.raises(ConfigError, match=rf"^{re.escape(key)}\b"):
-        compose(make_cfg(tmp_path, *overrides.split()))
+        compose(make_cfg(tmp_path, *overrides.split(), small_teacher=small))
     assert not loads
 
 
@@ -317,3 +320,39 @@ def test_a_deployed_file_that_loses_too_much_is_said_and_tagged(tmp_path, monkey
     assert row["tags.deploy_warning"] == sentence
     assert f"WARNING: {sentence}" in caplog.text
     assert seen == [result["val_acc_deployed"]]
+
+
+def test_a_student_learns_from_a_pruned_teacher_stored_once_as_an_assistant(tmp_path):
+    assistant = ["prune@teacher.prune=slim", "teacher.prune.recover_epochs=1", "+recipe=kd"]
+    first = run(make_cfg(tmp_path, *assistant))
+    second = run(make_cfg(tmp_path, *assistant, "distill.temperature=2"))
+    df = runs(tmp_path).set_index("run_id")
+    pruned = df[df["tags.role"] == "pruned"]
+    assert len(pruned) == 1  # trained once, then found in the teacher store
+    assert sorted(df["tags.kind"]) == ["pruned-kd", "student-kd", "student-kd", "teacher"]
+    for student in (first, second):
+        row = df.loc[student["mlflow_run_id"]]
+        assert row["tags.teacher_run_id"] == pruned.index[0]
+        assert student["teacher_test_acc"] == pytest.approx(pruned["metrics.test_acc"].iloc[0])
+    sparse = df.loc[pruned["tags.pruned_from"].iloc[0]]
+    assert sparse["params.arch.conv_batchnorm"] == "True"  # the sparsity-trained teacher
+    assert pruned["metrics.params"].iloc[0] < sparse["metrics.params"]
+
+
+def test_a_student_learns_from_an_inceptiontime_teacher(tmp_path):
+    inception = [
+        "model@teacher.model=inception",
+        "teacher.model.depth=3",
+        "teacher.model.filters=4",
+        "teacher.model.bottleneck=4",
+        "teacher.model.kernel_sizes=[9,5,3]",
+    ]
+    for recipe in ("+recipe=kd", "+recipe=kd_consistent"):  # cached logits, online teacher
+        run(make_cfg(tmp_path, *inception, recipe, small_teacher=False))
+    df = runs(tmp_path)
+    teachers = df[df["tags.role"] == "teacher"]
+    assert teachers["tags.kind"].tolist() == ["inception"]  # stored once, found the second time
+    students = df[df["tags.role"] == "student"].set_index("tags.recipe")
+    assert students.loc["kd", "tags.teacher_logits"] == "cached"
+    assert students.loc["kd_consistent", "tags.teacher_logits"] == "online"
+    assert set(students["tags.teacher_run_id"]) == set(teachers["run_id"])

@@ -80,7 +80,8 @@ def student_job(ctx: Context) -> Job:
     if s.loss is None:
         kind, teacher, loss = f"{s.model.name}-scratch", None, None
     else:
-        kind, teacher, loss = f"{s.model.name}-kd", teachers.for_student(ctx, train_job), s.loss()
+        learn_from = recover.assistant if s.teacher.assistant else teachers.for_student
+        kind, teacher, loss = f"{s.model.name}-kd", learn_from(ctx, train_job), s.loss()
     return Job(
         network=s.model,
         recipe=s.train,

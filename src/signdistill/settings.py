@@ -34,6 +34,7 @@ from signdistill.distill import Distiller
 from signdistill.errors import ConfigError
 from signdistill.export import ExportSettings
 from signdistill.families import Spec
+from signdistill.models import ModelSpec
 from signdistill.module import SignClassifier
 from signdistill.tracking import TrackingSettings
 
@@ -89,21 +90,6 @@ class Recipe:
 
 
 @dataclass(frozen=True)
-class TeacherSettings:
-    """The teacher a student learns from (the ``teacher`` node): ``model`` and ``train`` are what
-    it is and how it is trained (built from their ``conf/model`` and ``conf/train`` nodes by
-    :func:`compose`); ``seeds`` makes it an ensemble of those seeds' teachers; ``checkpoint`` uses
-    a given teacher file instead of the store; ``cache_logits`` computes its logits once per run
-    when the student trains on clean data."""
-
-    model: Any
-    train: Any
-    seeds: Annotated[list[NonNegativeInt], Field(min_length=1)] | None = None
-    checkpoint: str | None = None
-    cache_logits: bool = True
-
-
-@dataclass(frozen=True)
 class PruneSettings:
     """How the teacher is pruned and recovered (``conf/prune/``); ``amount=0`` turns it off.
 
@@ -118,6 +104,28 @@ class PruneSettings:
     recover: Literal["kd", "finetune"] = "kd"
     recover_epochs: PositiveInt = 60
     sparsity: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class TeacherSettings:
+    """The teacher a student learns from (the ``teacher`` node): ``model`` and ``train`` are what
+    it is and how it is trained (built from their ``conf/model`` and ``conf/train`` nodes by
+    :func:`compose`); ``seeds`` makes it an ensemble of those seeds' teachers; ``checkpoint`` uses
+    a given teacher file instead of the store; ``prune`` with an amount > 0 makes it a teacher's
+    assistant: that teacher pruned and recovered (``prune@teacher.prune=slim``); ``cache_logits``
+    computes its logits once per run when the student trains on clean data."""
+
+    model: Any
+    train: Any
+    seeds: Annotated[list[NonNegativeInt], Field(min_length=1)] | None = None
+    checkpoint: str | None = None
+    prune: Any = None
+    cache_logits: bool = True
+
+    @property
+    def assistant(self) -> bool:
+        """Whether the student learns from the pruned teacher instead of the teacher."""
+        return self.prune is not None and self.prune.amount > 0
 
 
 @dataclass(frozen=True)
@@ -181,6 +189,11 @@ def choose_task(model: Spec, prune: PruneSettings, teacher: Spec) -> Task:
     """
     if prune.amount == 0:
         return model.role
+    if not isinstance(teacher, ModelSpec):
+        raise ConfigError(
+            f"prune.amount={prune.amount}: channel pruning applies to the Conv-LSTM family; "
+            f"teacher.model={teacher.name} is not one (prune=none)"
+        )
     if model.role != "teacher":
         raise ConfigError(
             f"prune.amount={prune.amount}: pruning applies to the teacher (model=teacher "
@@ -198,10 +211,17 @@ def choose_task(model: Spec, prune: PruneSettings, teacher: Spec) -> Task:
 
 def _teacher(node: DictConfig) -> TeacherSettings:
     """The teacher a student learns from, its model spec and recipe built."""
-    return TeacherSettings(
+    settings = TeacherSettings(
         model=instantiate(node.model),
         train=Recipe.of(node.train),
         seeds=None if node.seeds is None else list(node.seeds),
         checkpoint=node.checkpoint,
+        prune=instantiate(node.prune) if node.get("prune") else None,
         cache_logits=node.cache_logits,
     )
+    if settings.assistant and not isinstance(settings.model, ModelSpec):
+        raise ConfigError(
+            f"teacher.prune.amount={settings.prune.amount}: a pruned teacher's assistant needs a "
+            f"Conv-LSTM teacher; teacher.model={settings.model.name} is not one"
+        )
+    return settings
