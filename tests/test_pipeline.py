@@ -356,3 +356,18 @@ def test_a_student_learns_from_an_inceptiontime_teacher(tmp_path):
     assert students.loc["kd", "tags.teacher_logits"] == "cached"
     assert students.loc["kd_consistent", "tags.teacher_logits"] == "online"
     assert set(students["tags.teacher_run_id"]) == set(teachers["run_id"])
+
+
+def test_short_epochs_validate_every_few_steps_and_the_last_epoch_always(tmp_path):
+    """7 steps an epoch, validation every 14: every second epoch, the epochs rounded up to 4 so
+    that the last one validates (its weights are the ones a fixed schedule keeps)."""
+    cfg = make_cfg(tmp_path, "model=teacher", "train.val_every_steps=14", "train.restore=last")
+    result = run(cfg)
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    run_id = result["mlflow_run_id"]
+    params = client.get_run(run_id).data.params
+    assert (params["schedule.epochs"], params["schedule.val_every"]) == ("4", "2")
+    epochs = [m.value for m in client.get_metric_history(run_id, "epoch")]
+    assert max(epochs) == 3  # 3 recipe epochs rounded up to 4
+    assert len(client.get_metric_history(run_id, "train_loss")) == 2
+    assert len(client.get_metric_history(run_id, "val_acc")) == 2 + 1  # and the run's summary

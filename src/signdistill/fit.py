@@ -47,6 +47,7 @@ def fit(
     with console.quiet_lightning():
         trainer = make_trainer(
             max_epochs=schedule.epochs,
+            check_val_every_n_epoch=schedule.val_every,
             callbacks=callbacks,
             logger=logger,
             default_root_dir=folder,
@@ -78,6 +79,7 @@ class Fitted:
             "schedule.epochs": self.schedule.epochs,
             "schedule.steps": self.schedule.steps,
             "schedule.steps_per_epoch": self.schedule.steps_per_epoch,
+            "schedule.val_every": self.schedule.val_every,
             "schedule.lr": self.lr,
         }
 
