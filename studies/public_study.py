@@ -58,11 +58,16 @@ PROBLEMS = {
     # variable lengths (7-29 steps): resampled to the longest
     "JapaneseVowels": Problem(("data.source.length=29",), 94.9, None, 99.19),
 }
-TEACHERS = {"teacher": "teacher"}  # method -> recipe, trained before the students
+# method -> its overrides; teachers are trained (and stored) before the students that need them
+TEACHERS = {
+    "teacher": ("+recipe=teacher",),
+    # a diagnostic: the teacher's recipe without mixup (the other augmentations kept)
+    "teacher_no_mixup": ("+recipe=teacher", "train.augment.mixup=0"),
+}
 STUDENTS = {
-    "student": "kd_consistent",
-    "student_tiny": "tiny_kd_consistent",
-    "student_tiny_scratch": "tiny_scratch_patient",
+    "student": ("+recipe=kd_consistent",),
+    "student_tiny": ("+recipe=tiny_kd_consistent",),
+    "student_tiny_scratch": ("+recipe=tiny_scratch_patient",),
 }
 COLUMNS = {  # report column -> metric
     "train acc": "train_acc",
@@ -109,7 +114,7 @@ def launch_missing(study: Study, seed: int, out: Path) -> None:
     for methods, as_teacher in ((TEACHERS, True), (STUDENTS, False)):
         for method, recipe in methods.items():
             if seed not in done(runs, method):
-                sweep = [f"seed={seed}", f"data.split_seed={seed}", f"+recipe={recipe}"]
+                sweep = [f"seed={seed}", f"data.split_seed={seed}", *recipe]
                 study.launch(sweep, out / f"seed{seed}", as_teacher, {"method": method})
 
 

@@ -119,13 +119,16 @@ class Study:
     ) -> None:
         """One Hydra multirun of ``src/train.py`` over ``sweep`` (e.g. ``+recipe=a,b``), every
         job with the study's overrides (:func:`teacher_overrides` of them ``as_teacher``), nested
-        under the study's parent run and tagged with its name (and ``tags``)."""
+        under the study's parent run and tagged with its name (and ``tags``). One torch thread
+        per run (``threads=1``, unless the study's overrides say otherwise): a study's parallelism
+        is one process per core (``--shard``)."""
         overrides = teacher_overrides(self.overrides) if as_teacher else self.overrides
         tags = {"study": self.name, **(tags or {})}
         command = [
             sys.executable,
             str(ROOT / "src" / "train.py"),
             "-m",
+            "threads=1",
             *overrides,
             *sweep,
             f"logger.parent_run_id={self.parent}",
