@@ -80,6 +80,7 @@ class OptunaSweeperImpl:
     def sweep(self, arguments: list[str]) -> None:
         """Run ``n_trials`` new trials, ``n_jobs`` at a time, then save the study's results."""
         s = self.settings
+        # a search space Optuna cannot sample is refused here, before any study or MLflow run
         space = SearchSpace.parse(OmegaConf.to_container(s.params) if s.params else {}, arguments)
         self.storage = self._storage()
         study = self._study(space)
@@ -93,13 +94,12 @@ class OptunaSweeperImpl:
             self.directions,
             runs.parent_id if runs else "none (the task config has no logger.parent_run_id)",
         )
-        failures, launched = 0, 0
-        while launched < s.n_trials and not _grid_exhausted(study):
-            told = self._round(study, space, runs, min(s.n_jobs, s.n_trials - launched))
-            launched += len(told)
-            failed = [t for t in told if t.state == TrialState.FAIL]
-            failures += len(failed)
-            self._check_failures(failures, failed, len(told))
+        try:
+            launched = self._trials(study, space, runs)
+        except BaseException as e:  # the study's run ends FAILED, or KILLED on a signal
+            if runs:
+                runs.end(e)
+            raise
         if launched < s.n_trials:
             log.info(
                 "The grid is exhausted (every point has been tried): the sweep ends after %d of "
@@ -110,6 +110,18 @@ class OptunaSweeperImpl:
         if runs:
             runs.finish()
         _results.save(study, Path(self.config.hydra.sweep.dir))
+
+    def _trials(self, study: optuna.Study, space: SearchSpace, runs: StudyRuns | None) -> int:
+        """Launch up to ``n_trials`` trials, ``n_jobs`` at a time; returns how many ran."""
+        s = self.settings
+        failures, launched = 0, 0
+        while launched < s.n_trials and not _grid_exhausted(study):
+            told = self._round(study, space, runs, min(s.n_jobs, s.n_trials - launched))
+            launched += len(told)
+            failed = [t for t in told if t.state == TrialState.FAIL]
+            failures += len(failed)
+            self._check_failures(failures, failed, len(told))
+        return launched
 
     def _round(
         self, study: optuna.Study, space: SearchSpace, runs: StudyRuns | None, n: int
