@@ -120,7 +120,7 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"teacher.checkpoint: {e}") from None
     from signdistill.tracking import check_writable  # imported by the logger node's check
 
-    check_writable(cfg.logger.tracking_uri, cfg.logger.artifact_root)
+    check_writable(cfg.logger.tracking_uri, cfg.logger.get("artifact_root"))
 
 
 def _check_missing(cfg: DictConfig) -> None:

@@ -95,9 +95,9 @@ class ModelSpec:
     ``role``: a ``teacher`` is trained on its own and stored for students; a ``student`` learns
     from the teacher (unless ``distill=none``). ``name``: the config it comes from (``teacher``,
     ``student``, ``student_tiny``, ...), which names and tags its runs. ``width`` multiplies
-    conv1, conv2 and hidden (never below one unit), for sweeps over one size knob. Channels and
-    classes come from the data. A width that would scale a layer below one unit (rounded to 0)
-    is refused rather than trained as a 1-unit layer the config did not ask for.
+    conv1, conv2 and hidden (rounded), for sweeps over one size knob; a width that would round a
+    layer to 0 units is refused, rather than trained as a 1-unit layer the config did not ask for.
+    Channels and classes come from the data.
     """
 
     role: Literal["teacher", "student"]

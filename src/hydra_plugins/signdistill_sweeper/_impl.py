@@ -35,7 +35,8 @@ from sqlalchemy.engine import make_url
 
 from hydra_plugins.signdistill_sweeper import _results, job
 from hydra_plugins.signdistill_sweeper._sampling import sampler
-from hydra_plugins.signdistill_sweeper._space import SearchSpace
+from hydra_plugins.signdistill_sweeper._space import SearchSpace, SweepInputError
+from signdistill.errors import UserError
 from signdistill.overrides import override_value
 from signdistill.urls import redact_url
 
@@ -182,9 +183,12 @@ class OptunaSweeperImpl:
         from hydra_plugins.signdistill_sweeper._tracking import StudyRuns
 
         reference = self.settings.hypervolume_reference
-        return StudyRuns.open(
-            logger, study, self.settings.storage, objective_names(study), reference
-        )
+        try:
+            return StudyRuns.open(
+                logger, study, self.settings.storage, objective_names(study), reference
+            )
+        except UserError as e:  # e.g. a read-only mlruns/: one line, as in a single run
+            raise SweepInputError(str(e)) from None
 
     def _configure(self, trial: Trial, space: SearchSpace) -> None:
         """Record the fixed values with the trial, then let ``custom_search_space`` suggest more."""

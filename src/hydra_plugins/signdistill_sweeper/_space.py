@@ -21,12 +21,16 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from signdistill.errors import ConfigError
+from signdistill.errors import ConfigError, UserError
 
 
-class SearchSpaceError(ConfigError, CompactHydraException):
-    """A sweep key whose values Optuna cannot sample. Hydra prints it as one line, without a
+class SweepInputError(UserError, CompactHydraException):
+    """A user's error that stops a sweep before any trial. Hydra prints it as one line, without a
     traceback, as it does its own override errors (and ``src/train.py`` exits with 2)."""
+
+
+class SearchSpaceError(SweepInputError, ConfigError):
+    """A sweep key whose values Optuna cannot sample."""
 
 
 def sweep_values(override: Override) -> list[Any]:
