@@ -186,6 +186,17 @@ def test_distill_none_trains_no_teacher(tmp_path):
         ("+typo=1", "typo"),
         ("data.batch_size=abc", "data.batch_size"),
         ("+trainer.acelerator=cpu", "trainer.acelerator"),
+        ("+trainer.max_epochs=0", "trainer.max_epochs"),  # the recipe's: train.max_epochs
+        ("+trainer.callbacks=[]", "trainer.callbacks"),
+        ("trainer.devices=0", "trainer.devices"),  # Lightning's own checks
+        ("+trainer.precision=17", "trainer.precision"),
+        ("train.optimizer.lr=-1", "train.optimizer.lr"),  # torch's own checks
+        ("+teacher.train.optimizer.betas=[2,0.9]", "teacher.train.optimizer.betas"),
+        ("train.optimizer.weight_decay=-0.1", "train.optimizer.weight_decay"),
+        ("train.scheduler._target_=torch.optim.lr_scheduler.StepLR", "train.scheduler"),
+        ("model.width=0.001", "model.width"),  # every layer would round to 0 units
+        ("teacher.model.width=0.004", "teacher.model.width"),
+        ("seed=${oops}", "seed"),  # an interpolation that does not resolve
     ],
 )
 def test_invalid_config_fails_before_any_data_naming_the_key(tmp_path, override, key, monkeypatch):

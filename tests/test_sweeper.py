@@ -9,7 +9,10 @@ examples.
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,9 +36,12 @@ from optuna.trial import TrialState
 from hydra_plugins.signdistill_sweeper._impl import PRUNING_TARGET, directions
 from hydra_plugins.signdistill_sweeper._results import objective_values
 from hydra_plugins.signdistill_sweeper._sampling import TrialSeeded, sampler
-from hydra_plugins.signdistill_sweeper._space import SearchSpace, distribution
+from hydra_plugins.signdistill_sweeper._space import SearchSpace, SearchSpaceError, distribution
+from hydra_plugins.signdistill_sweeper._tracking import StudyRuns, parent_run
 from hydra_plugins.signdistill_sweeper.config import SAMPLERS
 from hydra_plugins.signdistill_sweeper.sweeper import OptunaSweeper
+from signdistill import tracking
+from signdistill.errors import UserError
 from signdistill.overrides import override_value
 from signdistill.pareto import hypervolume, pareto_mask
 from signdistill.urls import redact_url
@@ -93,6 +99,25 @@ def test_a_command_line_value_fixes_a_swept_key_and_a_command_line_sweep_replace
     }
     assert space.fixed_lines() == ["c=4", "b=3", "++d=x"]
     assert space.fixed_values() == {"c": "4", "b": "3", "++d": "x"}
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("x=interval(10.0, 1.0)", "an empty interval"),
+        ("x=int(interval(5, 1))", "an empty interval"),
+        ("x=tag(log, interval(0.0, 4.0))", "a log scale needs both ends above 0"),
+        ("x=tag(log, interval(-1.0, 4.0))", "a log scale needs both ends above 0"),
+        ("x=range(5, 1)", "no values to sweep"),
+    ],
+)
+def test_a_search_space_optuna_cannot_sample_is_refused_naming_the_key(line, problem):
+    """Refused when parsed: before the sweep opens its study or any MLflow run."""
+    with pytest.raises(SearchSpaceError, match=rf"^{re.escape(line)}: {problem}") as err:
+        SearchSpace.parse({}, [line])  # the command line
+    assert isinstance(err.value, UserError)  # one line, exit 2 (src/train.py)
+    with pytest.raises(SearchSpaceError, match=rf"^{re.escape(line)}: {problem}"):
+        SearchSpace.parse({"x": line.removeprefix("x=")}, [])  # a sweep file's params
 
 
 def test_a_grid_takes_hydras_own_values_and_no_interval():
@@ -340,12 +365,14 @@ def test_sweep_runs_trials_as_child_runs_and_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_failing_trials_are_recorded_and_capped(tmp_path):
-    bad = "train.optimizer.lr=-1"  # raises inside training, after the trial's run started
+    # raises inside training, after the trial's run started (a bad learning rate no longer does:
+    # the config's check refuses it before any run)
+    bad = "+train.callbacks.stop={_target_:lightning.pytorch.callbacks.EarlyStopping,monitor:nope}"
     going_on = sweep(tmp_path, bad, "hydra.sweeper.n_trials=2", "hydra.sweeper.max_failures=5")
     assert going_on.returncode == 0, going_on.stderr[-3000:]
     s = study(tmp_path)
     assert [t.state.name for t in s.trials] == ["FAIL", "FAIL"]
-    assert "learning rate" in s.trials[0].user_attrs["error"]
+    assert "nope" in s.trials[0].user_attrs["error"]
     children, _ = child_runs(tmp_path)
     assert set(children["status"]) == {"FAILED"}
     assert set(children["tags.optuna.trial_state"]) == {"FAIL"}
@@ -604,12 +631,16 @@ def test_dummy_failures_are_recorded_and_the_sweep_goes_on_until_capped(root):
     first_fail = states.index(TrialState.FAIL)
     assert TrialState.COMPLETE in states[first_fail:]  # the sweep went on after a failure
     assert "above fail_above" in trials[first_fail].user_attrs["error"]
-    children, _ = child_runs(root)
+    children, parents = child_runs(root)
     by_trial = children.set_index("tags.optuna.trial_number")
     for t in trials:
         run = by_trial.loc[str(t.number)]
         assert run["tags.optuna.trial_state"] == t.state.name
         assert run["status"] == ("FAILED" if t.state == TrialState.FAIL else "FINISHED")
+    (parent,) = parents.to_dict("records")  # the study's run ends FAILED, saying why
+    assert parent["status"] == "FAILED"
+    assert "SweepFailedError" in parent["tags.signdistill.error"]
+    assert "max_failures=2" in parent["tags.signdistill.error"]
 
 
 def test_dummy_pruned_trials_are_pruned_not_failed(root):
@@ -680,10 +711,21 @@ def test_dummy_killed_worker_trial_is_failed_and_retried(root):
         doomed.kill()  # SIGKILL: no handler runs, the trial stays RUNNING in the study
         doomed.wait()
     assert study(root, name="dummy").trials[0].state == TrialState.RUNNING
+    # the study's run, also left RUNNING, names its process: the next run here marks it FAILED
+    (parent,) = child_runs(root)[1].to_dict("records")
+    assert parent["status"] == "RUNNING"
+    assert parent["tags.signdistill.pid"] == str(doomed.pid)
+    assert parent["tags.signdistill.host"] == socket.gethostname()
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root}/mlruns/mlflow.db")
+    assert parent["run_id"] in tracking.fail_stale_runs(client, parent["experiment_id"])
     time.sleep(3)  # past the grace period
 
     result = app_sweep(root, *beat, "hydra.sweeper.n_trials=1", "hydra.sweeper.max_retry=1")
     assert result.returncode == 0, result.stderr[-3000:]
+    (parent,) = child_runs(root)[1].to_dict("records")  # taken over by the rerun, then ended
+    assert parent["status"] == "FINISHED"
+    assert parent["tags.signdistill.pid"] not in (str(doomed.pid), None)
+    assert not isinstance(parent.get("tags.signdistill.error"), str)  # cleared on takeover
     stale, retry = study(root, name="dummy").trials
     assert stale.state == TrialState.FAIL and retry.state == TrialState.COMPLETE
     assert RetryFailedTrialCallback.retried_trial_number(retry) == 0
@@ -693,3 +735,56 @@ def test_dummy_killed_worker_trial_is_failed_and_retried(root):
     assert killed["status"] == "FAILED"
     assert killed["tags.optuna.trial_state"] == "FAIL"
     assert "heartbeat" in killed["tags.optuna.error"]
+
+
+def test_ctrl_c_ends_the_study_run_killed_saying_so(root):
+    doomed = subprocess.Popen(
+        app_command("hydra.sweeper.n_trials=1", "sleep_s=60"),
+        cwd=root,
+        env=app_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_trial_run(root, deadline_s=60)
+        doomed.send_signal(signal.SIGINT)
+        doomed.wait(timeout=60)
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()
+            doomed.wait()
+    children, parents = child_runs(root)
+    assert children["status"].tolist() == ["KILLED"]
+    (parent,) = parents.to_dict("records")
+    assert parent["status"] == "KILLED"
+    assert parent["tags.signdistill.error"].startswith("KeyboardInterrupt")
+
+
+def test_a_study_run_of_a_live_process_is_joined_and_one_of_a_dead_process_taken_over(root):
+    """A worker joining a study that another live process runs leaves that one's run alone (its
+    owner ends it); a study run left RUNNING by a dead process is taken over."""
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlruns/mlflow.db")
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment("signdistill")
+    first = optuna.create_study()
+    parent = parent_run(first, experiment, None)  # created, owned by this process
+    assert client.get_run(parent).data.tags[tracking.PID_TAG] == str(os.getpid())
+    live = str(os.getppid())  # pytest's parent: another live process
+    client.set_tag(parent, tracking.PID_TAG, live)
+
+    assert parent_run(first, experiment, None) == parent  # resumed: joined, not taken
+    StudyRuns(parent, ["value"]).finish()
+    joined = client.get_run(parent)
+    assert joined.info.status == "RUNNING" and joined.data.tags[tracking.PID_TAG] == live
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    client.set_tag(parent, tracking.PID_TAG, str(gone.pid))  # its owner died without a word
+    assert parent_run(first, experiment, None) == parent
+    taken = client.get_run(parent)
+    assert taken.data.tags[tracking.PID_TAG] == str(os.getpid())
+    assert tracking.fail_stale_runs(client, experiment) == []  # its new owner lives
+    StudyRuns(parent, ["value"]).end(RuntimeError("boom"))
+    ended = client.get_run(parent)
+    assert ended.info.status == "FAILED"
+    assert ended.data.tags["signdistill.error"] == "RuntimeError: boom"

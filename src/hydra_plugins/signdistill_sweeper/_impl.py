@@ -35,7 +35,8 @@ from sqlalchemy.engine import make_url
 
 from hydra_plugins.signdistill_sweeper import _results, job
 from hydra_plugins.signdistill_sweeper._sampling import sampler
-from hydra_plugins.signdistill_sweeper._space import SearchSpace
+from hydra_plugins.signdistill_sweeper._space import SearchSpace, SweepInputError
+from signdistill.errors import UserError
 from signdistill.overrides import override_value
 from signdistill.urls import redact_url
 
@@ -80,6 +81,7 @@ class OptunaSweeperImpl:
     def sweep(self, arguments: list[str]) -> None:
         """Run ``n_trials`` new trials, ``n_jobs`` at a time, then save the study's results."""
         s = self.settings
+        # a search space Optuna cannot sample is refused here, before any study or MLflow run
         space = SearchSpace.parse(OmegaConf.to_container(s.params) if s.params else {}, arguments)
         self.storage = self._storage()
         study = self._study(space)
@@ -93,13 +95,12 @@ class OptunaSweeperImpl:
             self.directions,
             runs.parent_id if runs else "none (the task config has no logger.parent_run_id)",
         )
-        failures, launched = 0, 0
-        while launched < s.n_trials and not _grid_exhausted(study):
-            told = self._round(study, space, runs, min(s.n_jobs, s.n_trials - launched))
-            launched += len(told)
-            failed = [t for t in told if t.state == TrialState.FAIL]
-            failures += len(failed)
-            self._check_failures(failures, failed, len(told))
+        try:
+            launched = self._trials(study, space, runs)
+        except BaseException as e:  # the study's run ends FAILED, or KILLED on a signal
+            if runs:
+                runs.end(e)
+            raise
         if launched < s.n_trials:
             log.info(
                 "The grid is exhausted (every point has been tried): the sweep ends after %d of "
@@ -110,6 +111,18 @@ class OptunaSweeperImpl:
         if runs:
             runs.finish()
         _results.save(study, Path(self.config.hydra.sweep.dir))
+
+    def _trials(self, study: optuna.Study, space: SearchSpace, runs: StudyRuns | None) -> int:
+        """Launch up to ``n_trials`` trials, ``n_jobs`` at a time; returns how many ran."""
+        s = self.settings
+        failures, launched = 0, 0
+        while launched < s.n_trials and not _grid_exhausted(study):
+            told = self._round(study, space, runs, min(s.n_jobs, s.n_trials - launched))
+            launched += len(told)
+            failed = [t for t in told if t.state == TrialState.FAIL]
+            failures += len(failed)
+            self._check_failures(failures, failed, len(told))
+        return launched
 
     def _round(
         self, study: optuna.Study, space: SearchSpace, runs: StudyRuns | None, n: int
@@ -170,9 +183,12 @@ class OptunaSweeperImpl:
         from hydra_plugins.signdistill_sweeper._tracking import StudyRuns
 
         reference = self.settings.hypervolume_reference
-        return StudyRuns.open(
-            logger, study, self.settings.storage, objective_names(study), reference
-        )
+        try:
+            return StudyRuns.open(
+                logger, study, self.settings.storage, objective_names(study), reference
+            )
+        except UserError as e:  # e.g. a read-only mlruns/: one line, as in a single run
+            raise SweepInputError(str(e)) from None
 
     def _configure(self, trial: Trial, space: SearchSpace) -> None:
         """Record the fixed values with the trial, then let ``custom_search_space`` suggest more."""
