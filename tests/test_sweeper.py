@@ -496,10 +496,14 @@ def test_dummy_sweep_logs_trials_as_child_runs_and_resumes(root):
     solutions = OmegaConf.to_container(OmegaConf.load(results_file).solutions)
     front = [t for t, on_front in zip(s.trials, expected, strict=True) if on_front]
     assert {t["number"]: t["params"] for t in solutions} == {t.number: t.params for t in front}
-    assert [t["values"] for t in solutions] == [t.values for t in front]  # the official format
-    assert [t["objectives"] for t in solutions] == [
-        {"val_acc": t.values[0], "size_file_bytes": t.values[1]} for t in front
-    ]
+    by_number = {t.number: t for t in front}
+    for solution in solutions:
+        trial = by_number[solution["number"]]
+        assert solution["values"] == trial.values  # the official format
+        assert solution["objectives"] == {
+            "val_acc": trial.values[0],
+            "size_file_bytes": trial.values[1],
+        }
     assert f"Pareto front: {len(front)} trials" in first.stdout
     assert f"trial {front[0].number}: val_acc=" in first.stdout
     assert "values_0" not in first.stdout
