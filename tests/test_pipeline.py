@@ -228,6 +228,17 @@ def test_a_prune_run_of_anything_but_the_teacher_is_refused_before_any_work(
     assert not loads
 
 
+def test_a_prune_run_prunes_the_teacher_sized_on_teacher_model_alone(tmp_path):
+    """``model=teacher prune=slim teacher.model.conv1=4``: the model file's default sizes on
+    ``model.*`` are not a request for another model; the run prunes the teacher as sized."""
+    cfg = make_cfg(
+        tmp_path, "model=teacher", "prune=slim", "teacher.model.conv1=4", small_teacher=False
+    )
+    settings = compose(cfg)
+    assert settings.task == "prune"
+    assert settings.teacher.model.conv1 == 4
+
+
 def test_runs_are_named_by_their_model_and_deployed_metrics_use_the_right_split(
     tmp_path, monkeypatch
 ):

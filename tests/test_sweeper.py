@@ -388,7 +388,7 @@ def test_compression_sweep_mixes_students_and_pruned_teachers(tmp_path):
     result = sweep(
         tmp_path,
         "hydra.sweeper.n_trials=4",
-        "prune.recover_epochs=1",
+        "++prune.recover_epochs=1",  # the student path's prune=none has no such key
         "export.latency_runs=0",
         name="compression_pareto",
     )

@@ -28,7 +28,7 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveInt
 from torch import nn
 
 from signdistill.augment import Augment
-from signdistill.config import Paths, validate
+from signdistill.config import CONF_DIR, Paths, validate
 from signdistill.data.datamodule import SignDataModule
 from signdistill.distill import Distiller
 from signdistill.errors import ConfigError
@@ -184,8 +184,9 @@ def choose_task(model: Spec, prune: PruneSettings, teacher: Spec) -> Task:
     """The run's task: pruning when ``prune.amount > 0``, else the model's role.
 
     Pruning starts from the configured teacher (``teacher.model``, sparsity-trained): a run that
-    asks to prune any other model is refused before any work, so that no run records a model it
-    did not train.
+    asks to prune any other model (``model.*`` set to sizes that ``teacher.model`` does not have)
+    is refused before any work, so that no run records a model it did not train. Sizes set on
+    ``teacher.model`` alone are the pruned model's.
     """
     if prune.amount == 0:
         return model.role
@@ -200,8 +201,10 @@ def choose_task(model: Spec, prune: PruneSettings, teacher: Spec) -> Task:
             f"prune=slim); model={model.name} is a {model.role}, which is not pruned. Use "
             "prune=none for a student, or model=teacher to prune the teacher"
         )
+    # The size set on model.* (not on teacher.model.*): its value differs from the teacher's file
+    chosen = instantiate(OmegaConf.load(CONF_DIR / "model" / "teacher.yaml"))
     for key, value in dataclasses.asdict(model).items():
-        if value != getattr(teacher, key):
+        if value != getattr(teacher, key) and value != getattr(chosen, key):
             raise ConfigError(
                 f"model.{key}={value}: a pruned run prunes teacher.model (teacher.model.{key}="
                 f"{getattr(teacher, key)}); set the size on teacher.model instead"
