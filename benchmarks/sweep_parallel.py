@@ -33,7 +33,9 @@ from pathlib import Path
 
 from common import ROOT, interleave, ratio, timed
 
-EPOCHS = 40  # of the screening schedule (conf/train/screen.yaml): one optimizer step each here
+# Epochs of the screening schedule (conf/train/screen.yaml), one optimizer step each on this data:
+# a trial of about 25 s on one core, most of it training (a LIS screening trial: 3 runs of ~18 s)
+EPOCHS = 300
 TINY = [  # 60 recordings of 4 signs; a small teacher, trained once by the warm-up sweep
     "data.source.n_signs=4",
     "data.source.n_subjects=3",
@@ -91,7 +93,7 @@ def sweeps(root: Path, shared: Path, n: int, workers: int, overrides: list[str])
     errors = [p.communicate()[1] for p in procs]
     for p, err in zip(procs, errors, strict=True):
         if p.returncode:
-            raise SystemExit(err.decode()[-3000:])
+            raise SystemExit(f"{err.decode()[-3000:]}\nexit code {p.returncode}: {p.args}")
 
 
 def side(tmp: Path, name: str, n: int, workers: int, overrides: list[str]) -> Callable[[], float]:
@@ -105,7 +107,9 @@ def side(tmp: Path, name: str, n: int, workers: int, overrides: list[str]) -> Ca
         storage = [f"hydra.sweeper.storage=journal://{root}/optuna.log"] if workers > 1 else []
         args = [*overrides, *storage]
         sweeps(root, tmp / "shared", 0, 1, args)  # the study and its MLflow run, untimed
-        return timed(lambda: sweeps(root, tmp / "shared", n // workers, workers, args))()
+        seconds = timed(lambda: sweeps(root, tmp / "shared", n // workers, workers, args))()
+        print(f"  {root.name}: {seconds:.0f} s", file=sys.stderr, flush=True)
+        return seconds
 
     return measure
 
