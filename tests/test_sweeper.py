@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -24,6 +25,7 @@ import optuna
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
@@ -33,12 +35,18 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.storages import RetryFailedTrialCallback
 from optuna.trial import TrialState
 
-from hydra_plugins.signdistill_sweeper._impl import PRUNING_TARGET, directions
+from hydra_plugins.signdistill_sweeper._impl import PRUNING_TARGET, OptunaSweeperImpl, directions
 from hydra_plugins.signdistill_sweeper._results import objective_values
 from hydra_plugins.signdistill_sweeper._sampling import TrialSeeded, sampler
 from hydra_plugins.signdistill_sweeper._space import SearchSpace, SearchSpaceError, distribution
+from hydra_plugins.signdistill_sweeper._storage import (
+    heartbeat_interval,
+    journal_path,
+    open_storage,
+)
 from hydra_plugins.signdistill_sweeper._tracking import StudyRuns, parent_run
 from hydra_plugins.signdistill_sweeper.config import SAMPLERS
+from hydra_plugins.signdistill_sweeper.job import running_trial
 from hydra_plugins.signdistill_sweeper.sweeper import OptunaSweeper
 from signdistill import tracking
 from signdistill.errors import UserError
@@ -440,14 +448,14 @@ def app_environment() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(SRC)}
 
 
-def app_sweep(root: Path, *overrides: str) -> subprocess.CompletedProcess:
+def app_sweep(root: Path, *overrides: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
         app_command(*overrides),
         cwd=root,
         env=app_environment(),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
 
 
@@ -792,3 +800,222 @@ def test_a_study_run_of_a_live_process_is_joined_and_one_of_a_dead_process_taken
     ended = client.get_run(parent)
     assert ended.info.status == "FAILED"
     assert ended.data.tags["signdistill.error"] == "RuntimeError: boom"
+
+
+# Parallel launchers (hydra/launcher=joblib, submitit_local: hydra-joblib-launcher and
+# hydra-submitit-launcher, the project's `cluster` extra) and the journal-file storage.
+
+PARALLEL = ["hydra.sweeper.n_jobs=2", "hydra.sweeper.max_failures=10"]
+LAUNCHERS = {  # joblib's workers: as many as cores by default
+    "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+    "submitit_local": ["hydra/launcher=submitit_local"],
+}
+
+
+def _journal(root: Path) -> str:
+    return f"journal://{root}/shared/optuna.log"  # journal:///<absolute path>
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("journal:///shared/studies/optuna.log", Path("/shared/studies/optuna.log")),
+        ("journal://mlruns/optuna.log", Path("mlruns/optuna.log")),
+        ("sqlite:///mlruns/optuna.db", None),
+        ("postgresql://bob@db/optuna", None),
+    ],
+)
+def test_a_journal_url_names_its_file_and_a_database_url_none(url, path):
+    assert journal_path(url) == path
+
+
+def test_a_journal_url_without_a_file_is_refused():
+    with pytest.raises(ValueError, match="name the journal file"):
+        journal_path("journal://")
+
+
+def test_a_pruned_trials_job_finds_its_trial_in_a_journal_file(tmp_path):
+    url = _journal(tmp_path)
+    created = optuna.create_study(study_name="j", storage=open_storage(url))
+    asked = [created.ask() for _ in range(2)]
+    trial = running_trial("j", url, asked[1]._trial_id, None)  # what job.pruning_callback does
+    assert trial.number == 1
+    assert heartbeat_interval(open_storage(url)) is None  # Optuna 5: no heartbeats in a journal
+
+
+class _Parallel:
+    """Any launcher but Hydra's basic one."""
+
+
+@pytest.mark.parametrize(
+    ("settings", "task", "launcher", "expected"),
+    [
+        (["hydra.sweeper.n_jobs=2"], [], _Parallel(), {"threads": 1}),
+        (
+            ["hydra.sweeper.n_jobs=2", "hydra.sweeper.trial_threads=3"],
+            [],
+            _Parallel(),
+            {"threads": 3},
+        ),
+        (["hydra.sweeper.n_jobs=2"], ["threads=4"], _Parallel(), {}),  # the user's value wins
+        (
+            ["hydra.sweeper.n_jobs=2"],
+            ["threads=choice(1,2)"],
+            _Parallel(),
+            {},
+        ),  # or the user's sweep
+        (["hydra.sweeper.n_jobs=2", "hydra.sweeper.trial_threads=null"], [], _Parallel(), {}),
+        (["hydra.sweeper.n_jobs=1"], [], _Parallel(), {}),  # one job at a time
+        (["hydra.sweeper.n_jobs=2"], [], BasicLauncher(), {}),  # one after another
+        (["hydra.sweeper.repeat_values=[0,1]"], [], _Parallel(), {"threads": 1}),  # side by side
+    ],
+)
+def test_jobs_side_by_side_get_one_torch_thread_each(settings, task, launcher, expected):
+    impl = OptunaSweeperImpl(_compose_sweeper(*settings))
+    impl.config, impl.launcher = OmegaConf.create({"threads": None}), launcher
+    space = SearchSpace.parse({"x": "interval(0.0, 1.0)"}, task)
+    n_repeats = len(impl.settings.repeat_values) or 1
+    assert impl._trial_threads(space, n_repeats) == expected
+    impl.config = OmegaConf.create({"other": 1})  # an app without a threads key: left alone
+    assert impl._trial_threads(space, n_repeats) == {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_a_trial_that_raises_or_is_killed_fails_and_the_sweep_goes_on(root, launcher):
+    # rounds of two trials: {0, 1}, {2, 3}, {4, 5}; trial 2's job SIGKILLs its own process
+    result = app_sweep(
+        root,
+        *LAUNCHERS[launcher],
+        *PARALLEL,
+        "hydra.sweeper.n_trials=6",
+        "fail_above=0.5",
+        "kill_run=trial-2",
+        f"rendezvous={root}/rendezvous",
+        timeout=600,  # each launcher's workers import MLflow before their first job
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = study(root, name="dummy").trials
+    assert [t.number for t in trials] == list(range(6))
+    killed_round = {2, 3}  # the launcher returns nothing for a round with a killed job
+    for t in trials:
+        error = t.user_attrs.get("error", "")
+        if t.number in killed_round:
+            assert t.state == TrialState.FAIL and "did not return" in error
+        elif t.params["x"] > 0.5:
+            assert t.state == TrialState.FAIL and "above fail_above" in error
+        else:
+            assert t.state == TrialState.COMPLETE
+            assert t.user_attrs["side_by_side"] == 1.0  # the round's two jobs ran together
+            assert t.user_attrs["threads"] == 1  # so: one torch thread each
+    children, parents = child_runs(root)
+    assert len(parents) == 1 and set(children["tags.mlflow.parentRunId"]) == {
+        parents.iloc[0].run_id
+    }
+    by_trial = children.set_index("tags.optuna.trial_number")
+    assert by_trial.loc["2", "status"] == "FAILED"  # killed while RUNNING: marked by the sweeper
+    assert "RUNNING" not in set(children["status"])
+    assert [by_trial.loc[str(t.number), "tags.optuna.trial_state"] for t in trials] == [
+        t.state.name for t in trials
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_heartbeats_go_on_while_trials_run_in_the_launchers_processes(root):
+    beat = ["hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=2"]
+    sweep = subprocess.Popen(
+        app_command(
+            *LAUNCHERS["joblib"], *PARALLEL, *beat, "hydra.sweeper.n_trials=2", "sleep_s=12"
+        ),
+        cwd=root,
+        env=app_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for_trial_run(root, deadline_s=240)
+        time.sleep(4)  # twice the grace period, inside both trials
+        # what another worker does before each round: fail the trials whose heartbeat is stale
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(
+                f"sqlite:///{root}/mlruns/optuna.db", heartbeat_interval=1, grace_period=2
+            )
+            other = optuna.load_study(study_name="dummy", storage=storage)
+            optuna.storages.fail_stale_trials(other)
+        assert [t.state for t in other.get_trials()] == [TrialState.RUNNING] * 2
+    finally:
+        _, err = sweep.communicate(timeout=240)
+    assert sweep.returncode == 0, err[-3000:]
+    trials = study(root, name="dummy").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+
+
+def test_a_journal_study_resumes_and_numbering_continues(root):
+    journal = f"hydra.sweeper.storage={_journal(root)}"
+    first = app_sweep(root, journal)  # n_trials=3 in the app's config
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (root / "shared" / "optuna.log").is_file() and not (
+        root / "mlruns" / "optuna.db"
+    ).exists()
+    second = app_sweep(root, journal, "hydra.sweeper.n_trials=2")
+    assert second.returncode == 0, second.stderr[-3000:]
+    s = study(root, _journal(root), name="dummy")
+    assert [t.number for t in s.trials] == [0, 1, 2, 3, 4]  # numbering continues
+    assert all(t.state == TrialState.COMPLETE for t in s.trials)
+    assert len({tuple(sorted(t.params.items())) for t in s.trials}) == 5  # new points only
+    children, parents = child_runs(root)
+    assert len(parents) == 1 and len(children) == 5  # the same study run
+    assert parents.iloc[0]["tags.optuna.storage"] == _journal(root)
+
+
+def test_two_workers_share_one_journal_file(root):
+    journal = f"hydra.sweeper.storage={_journal(root)}"
+    created = app_sweep(root, journal, "hydra.sweeper.n_trials=0")  # the study and its run, once
+    assert created.returncode == 0, created.stderr[-3000:]
+    workers = [
+        subprocess.Popen(
+            app_command(journal, "hydra.sweeper.n_trials=3", "sleep_s=1"),
+            cwd=root,
+            env=app_environment(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for worker in workers:
+        _, err = worker.communicate(timeout=240)
+        assert worker.returncode == 0, err[-3000:]
+    trials = study(root, _journal(root), name="dummy").trials
+    assert sorted(t.number for t in trials) == list(range(6))  # unique, nothing lost
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    pids = [t.user_attrs["pid"] for t in trials]  # the basic launcher: the worker's own
+    assert sorted(pids.count(pid) for pid in set(pids)) == [3, 3]  # three trials each
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 6
+    children, parents = child_runs(root)
+    assert len(parents) == 1 and len(children) == 6
+    assert set(children["tags.mlflow.parentRunId"]) == {parents.iloc[0]["run_id"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_project_sweep_runs_its_trials_side_by_side_on_a_parallel_launcher(tmp_path, launcher):
+    result = sweep(tmp_path, *LAUNCHERS[launcher], *PARALLEL, "hydra.sweeper.n_trials=4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = study(tmp_path).trials
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    children, parents = child_runs(tmp_path)
+    assert len(parents) == 1
+    students = children[children["tags.role"] == "student"]
+    assert sorted(students["tags.mlflow.runName"]) == ["trial-0", "trial-1", "trial-2", "trial-3"]
+    assert set(students["status"]) == {"FINISHED"}
+    assert set(students["tags.mlflow.parentRunId"]) == {parents.iloc[0]["run_id"]}
+    assert set(students["params.threads"]) == {"1"}
+    assert students["tags.signdistill.pid"].nunique() >= 2  # in the launcher's processes
+    runs = mlflow.search_runs(experiment_names=["signdistill"])
+    assert (runs["tags.kind"] == "teacher").sum() == 1  # one split: its teacher trained once
+    assert len(list((tmp_path / "mlruns" / "teachers").glob("*/teacher.pt"))) == 1

@@ -126,3 +126,9 @@ class SearchSpace:
 
     def fixed_lines(self) -> list[str]:
         return [o.input_line for o in self.fixed]
+
+    def sets(self, key: str) -> bool:
+        """Whether the command line or ``params`` sets ``key`` (fixed or swept, any prefix)."""
+        return any(
+            o.get_key_element().lstrip("+~") == key for o in [*self.sweeps.values(), *self.fixed]
+        )
