@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run test test-slow lint format ui
 
+# The dev extra includes the cluster extra (Hydra's joblib and submitit launchers: tests run them).
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip

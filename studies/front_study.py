@@ -25,6 +25,7 @@ Usage: python studies/front_study.py [--splits 100,101,102,103,104] [--shapes 12
        [--storage URL] [--prune-amounts 0.5,0.7,0.75,0.85] [--pruned "prune.* ..."]
        [--plot docs/img/front_lis.png]
        [--shard i/n] [--first 23,22] [--partial] [hydra overrides for every run...]
+       [--shape NAME=OVERRIDES ...] [--no-search]: given shapes, with or without a search study
 """
 
 from __future__ import annotations
@@ -66,12 +67,14 @@ def main() -> None:
     if not any(o.startswith("data=") for o in overrides):
         overrides = ["data=lis", f"data.source.root={lis_root()}", *overrides]
     data = next(o.removeprefix("data=") for o in overrides if o.startswith("data="))
-    trials = search_trials(args.storage, args.search_study or f"student_shape_pareto_{data}")
-    retrained = chosen(trials, args.shapes)
+    teacher = next((o.split("=", 1)[1] for o in overrides if o.startswith("model@teacher")), "")
+    name = args.search_study or f"student_shape_pareto_{data}_{teacher or 'teacher'}"
+    trials = [] if args.no_search else search_trials(args.storage, name)
+    retrained = chosen(trials, args.shapes) + [given(spec) for spec in args.shape]
     first = [f"trial-{n}" for n in args.first.split(",") if n]
     retrained.sort(key=lambda m: first.index(m.name) if m.name in first else len(first))
     methods = [*references(args.prune_amounts, args.pruned), *retrained]
-    study = Study(f"front_{data}", overrides)
+    study = Study(args.study or f"front_{data}" + (f"_{teacher}" if teacher else ""), overrides)
     out = args.out or ROOT / "mlruns/studies" / study.name
     shard, shards = (int(v) for v in args.shard.split("/"))
     splits = [int(s) for s in args.splits.split(",")]
@@ -103,7 +106,12 @@ def arguments() -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--splits", default="100,101,102,103,104", help="held-out split seeds")
     parser.add_argument("--shapes", type=int, default=12, help="fewest search trials retrained")
     parser.add_argument("--storage", default=f"sqlite:///{ROOT}/mlruns/optuna.db")
-    parser.add_argument("--search-study", help="default: student_shape_pareto_<data>")
+    parser.add_argument(
+        "--search-study", help="default: student_shape_pareto_<data>_<teacher model name>"
+    )
+    parser.add_argument(
+        "--study", help="this study's name; default: front_<data>[_<teacher>] (a front per teacher)"
+    )
     parser.add_argument(
         "--prune-amounts", default="0.5,0.7,0.75,0.85", help="one pruned teacher each"
     )
@@ -120,6 +128,18 @@ def arguments() -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--shard", default="0/1", help="i/n: every n-th held-out split")
     parser.add_argument(
         "--first", default="", help="search trial numbers to retrain first, e.g. near a size target"
+    )
+    parser.add_argument(
+        "--shape",
+        action="append",
+        default=[],
+        help="NAME=OVERRIDES: a shape to retrain besides the search's (repeatable), e.g. "
+        "'s8-17-28=model.conv1=8 model.conv2=17 model.hidden=28 model.lstm_layers=1'",
+    )
+    parser.add_argument(
+        "--no-search",
+        action="store_true",
+        help="no search study: retrain the references and the --shape models only",
     )
     parser.add_argument(
         "--partial",
@@ -148,6 +168,7 @@ def references(amounts: str, pruned: str) -> list[Method]:
                 "reference",
             )
             for a in amounts.split(",")
+            if a
         ),
     ]
 
@@ -165,6 +186,12 @@ def chosen(trials: list[optuna.trial.FrozenTrial], shapes: int) -> list[Method]:
     on_front = {t.number for t, on in zip(trials, front, strict=True) if on}
     picked.sort(key=_accuracy, reverse=True)  # the most accurate first: a study stopped early
     return [_trial_method(t, "front" if t.number in on_front else "rank-check") for t in picked]
+
+
+def given(spec: str) -> Method:
+    """A ``--shape NAME=OVERRIDES`` model: retrained like a search trial, with no screening."""
+    name, _, overrides = spec.partition("=")
+    return Method(name, tuple(overrides.split()), "front")
 
 
 def _accuracy(trial: optuna.trial.FrozenTrial) -> float:
@@ -262,6 +289,8 @@ class Report:
 
     def conclusions(self, rows: list[dict]) -> list[str]:
         """The rank check, and how the search's front moves with one repeat instead of all."""
+        if not self.searched:
+            return [*_targets(rows), "No search study: no rank check, no screening front."]
         rho_all, rho_one, n = self.rank_check()
         mean = [m.screening for m in self.searched]
         first = [(m.first_repeat[0], m.screening[1]) for m in self.searched]

@@ -47,15 +47,20 @@ def paired_text(a: np.ndarray, b: np.ndarray) -> str:
 
 
 def teacher_overrides(overrides: Sequence[str]) -> list[str]:
-    """A study's overrides for a run whose own model is the teacher: its ``teacher.model.*``
-    and ``teacher.train.*`` also set the run's ``model.*`` and ``train.*`` (the students' are
-    dropped), so it trains and stores exactly the teacher the study's students look up."""
-    own = [o for o in overrides if not o.startswith(("model.", "train."))]
-    mapped = [o.removeprefix("teacher.") for o in overrides if o.startswith(TEACHER_NODES)]
+    """A study's overrides for a run whose own model is the teacher: its ``teacher.model.*`` and
+    ``teacher.train.*`` (and a teacher named by group, ``model@teacher.model=inception``) also set
+    the run's ``model.*`` and ``train.*`` (the students' are dropped), so it trains and stores
+    exactly the teacher the study's students look up."""
+    own = [o for o in overrides if not o.startswith(("model.", "train.", "model=", "train="))]
+    mapped = [
+        o.removeprefix("teacher.").replace("@teacher.model", "").replace("@teacher.train", "")
+        for o in overrides
+        if o.startswith(TEACHER_NODES)
+    ]
     return own + mapped
 
 
-TEACHER_NODES = ("teacher.model.", "teacher.train.")
+TEACHER_NODES = ("teacher.model.", "teacher.train.", "model@teacher.model=", "train@teacher.train=")
 
 
 class Study:
@@ -114,13 +119,16 @@ class Study:
     ) -> None:
         """One Hydra multirun of ``src/train.py`` over ``sweep`` (e.g. ``+recipe=a,b``), every
         job with the study's overrides (:func:`teacher_overrides` of them ``as_teacher``), nested
-        under the study's parent run and tagged with its name (and ``tags``)."""
+        under the study's parent run and tagged with its name (and ``tags``). One torch thread
+        per run (``threads=1``, unless the study's overrides say otherwise): a study's parallelism
+        is one process per core (``--shard``)."""
         overrides = teacher_overrides(self.overrides) if as_teacher else self.overrides
         tags = {"study": self.name, **(tags or {})}
         command = [
             sys.executable,
             str(ROOT / "src" / "train.py"),
             "-m",
+            "threads=1",
             *overrides,
             *sweep,
             f"logger.parent_run_id={self.parent}",

@@ -16,7 +16,9 @@ TINY = [  # the recipes' epochs cut, their step floor off, their learning rates 
     "train.max_epochs=3",
     "teacher.train.max_epochs=3",
     "train.min_steps=0",
+    "train.val_every_steps=1",
     "teacher.train.min_steps=0",
+    "teacher.train.val_every_steps=1",
     "train.lr_batch_size=null",
     "teacher.train.lr_batch_size=null",
     "trainer.enable_progress_bar=false",
@@ -27,8 +29,11 @@ TINY = [  # the recipes' epochs cut, their step floor off, their learning rates 
 SMALL_TEACHER = ("conv1=8", "conv2=8", "hidden=16")
 
 
-def make_cfg(root: Path, *overrides: str, source: dict | None = None) -> DictConfig:
-    """The project config rooted at ``root``, with a fake data source unless one is given."""
+def make_cfg(
+    root: Path, *overrides: str, source: dict | None = None, small_teacher: bool = True
+) -> DictConfig:
+    """The project config rooted at ``root``, with a fake data source unless one is given; the
+    Conv-LSTM models shrunk unless ``small_teacher`` is off (another model family)."""
     with initialize_config_dir(str(CONF), version_base="1.3"):
         if "model=teacher" in overrides:
             small = [
@@ -36,6 +41,8 @@ def make_cfg(root: Path, *overrides: str, source: dict | None = None) -> DictCon
             ]
         else:
             small = [f"teacher.model.{size}" for size in SMALL_TEACHER] + ["model.hidden=8"]
+        if not small_teacher:  # another family: its own sizes
+            small = []
         cfg = compose("config", overrides=[f"paths.root={root}", *TINY, *small, *overrides])
     OmegaConf.update(cfg, "data.source", source or {"_target_": "fakes.BlobSource"}, merge=False)
     return cfg
@@ -64,7 +71,9 @@ TINY_SIM = [
     "train.max_epochs=2",
     "teacher.train.max_epochs=2",
     "train.min_steps=0",
+    "train.val_every_steps=1",
     "teacher.train.min_steps=0",
+    "teacher.train.val_every_steps=1",
     *TINY_TEACHER,
     "model.hidden=8",
     "logger.log_model=false",

@@ -10,6 +10,8 @@ from pathlib import Path
 import mlflow
 import optuna
 
+from hydra_plugins.signdistill_sweeper._storage import open_storage
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "data.source.n_signs=4",
@@ -19,7 +21,9 @@ TINY = [
     "train.max_epochs=1",
     "teacher.train.max_epochs=1",
     "train.min_steps=0",
+    "train.val_every_steps=1",
     "teacher.train.min_steps=0",
+    "teacher.train.val_every_steps=1",
     "teacher.model.conv1=4",
     "teacher.model.conv2=4",
     "teacher.model.hidden=8",
@@ -44,6 +48,8 @@ def sweep_command(root: Path, *overrides: str, name: str = "student_pareto") -> 
 
 
 def environment() -> dict[str, str]:
+    """This process's environment with this checkout's sources first on the path: a sweep's
+    subprocesses (and the launchers' workers they start) run the checkout under test."""
     return {**os.environ, "PYTHONPATH": str(ROOT / "src")}
 
 
@@ -59,8 +65,9 @@ def sweep(root: Path, *overrides: str, name: str = "student_pareto") -> subproce
 
 
 def study(root: Path, storage: str | None = None, name: str = STUDY) -> optuna.Study:
+    """The study as the sweeper stored it: a database URL or a journal file (journal://...)."""
     storage = storage or f"sqlite:///{root}/mlruns/optuna.db"
-    return optuna.load_study(study_name=name, storage=storage)
+    return optuna.load_study(study_name=name, storage=open_storage(storage))
 
 
 def child_runs(root: Path, tracking_uri: str | None = None):

@@ -55,7 +55,9 @@ def run_output(tmp_path_factory) -> tuple[str, Path]:
         "train.max_epochs=2",
         "teacher.train.max_epochs=2",
         "train.min_steps=0",
+        "train.val_every_steps=1",
         "teacher.train.min_steps=0",
+        "teacher.train.val_every_steps=1",
         "export.latency_runs=5",
         "logger.log_model=false",  # see test_logging_the_model_prints_no_flat_weights_warning
     ]

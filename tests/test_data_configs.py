@@ -93,12 +93,13 @@ def test_a_recipe_composes_to_the_same_training_on_every_dataset(tmp_path, choic
 @pytest.mark.parametrize(
     ("model", "steps_per_epoch", "batch", "expected"),
     [
-        ("teacher", 18, 32, (300, 5400, 1.0)),  # LIS: neither bound binds
-        ("student", 18, 32, (300, 5400, 1.0)),
-        ("teacher", 55, 64, (200, 11000, 2.0)),  # the simulator: the teacher's budget
-        ("student", 55, 64, (150, 8250, 2.0)),
-        ("teacher", 1, 32, (5000, 5000, 1.0)),  # 36 recordings: enough steps to fit
-        ("teacher", 2, 16, (2500, 5000, 0.5)),
+        ("teacher", 18, 32, (300, 5400, 1.0, 1)),  # LIS: neither bound binds
+        ("student", 18, 32, (300, 5400, 1.0, 1)),
+        ("teacher", 55, 64, (200, 11000, 2.0, 1)),  # the simulator: the teacher's budget
+        ("student", 55, 64, (150, 8250, 2.0, 1)),
+        # 36 recordings: enough steps to fit, validated every 16 steps (the last epoch too)
+        ("teacher", 1, 32, (5008, 5008, 1.0, 16)),
+        ("teacher", 2, 16, (2504, 5008, 0.5, 8)),
     ],
 )
 def test_recipes_train_in_optimizer_steps_whatever_the_size_of_the_data(
@@ -108,7 +109,8 @@ def test_recipes_train_in_optimizer_steps_whatever_the_size_of_the_data(
     network = ConvPoolLSTM(Architecture(2, 3, (2, 2), (4,)))
     module = instantiate(cfg.train, model=network, _convert_="partial")
     schedule = module.schedule(steps_per_epoch, batch)
-    assert (schedule.epochs, schedule.steps, schedule.lr_scale) == expected
+    got = (schedule.epochs, schedule.steps, schedule.lr_scale, schedule.val_every)
+    assert got == expected
 
 
 def test_a_simulator_teacher_run_trains_the_teacher_its_students_look_up(tmp_path):

@@ -1,6 +1,7 @@
 """A run stopped by SIGINT, SIGTERM or SIGKILL at any phase leaves nothing that lies: no run
 FINISHED without its test accuracy, no run RUNNING once the next command has looked, no partial
-or temporary files; the next run succeeds.
+or temporary files, no scratch folder once the next command has looked; the next run succeeds.
+(A sweep stopped so: ``tests/test_sweeper.py``, its study run.)
 
 Deterministic: the run is held at the phase (``signdistill.phases``) until the signal arrives.
 """
@@ -25,18 +26,20 @@ EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGKILL: -signal.SIGKILL
 PAUSE_IN_FIT = "++train.callbacks.pause={_target_:signdistill.phases.PauseCallback}"
 
 
-def environment(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), **extra}
+def environment(root: Path, **extra: str) -> dict[str, str]:
+    """The runs' environment; their scratch folders in ``root/tmp``, where a test can see them."""
+    (root / "tmp").mkdir(exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), "TMPDIR": str(root / "tmp"), **extra}
     env.pop("HYDRA_FULL_ERROR", None)
     return env
 
 
-def stop_at(root: Path, phase: str, sig: int) -> tuple[int, float]:
-    """Start a teacher run, hold it at ``phase``, send ``sig``; its exit code and how long it
-    took to exit after the signal."""
+def stop_at(root: Path, phase: str, sig: int) -> tuple[int, float, int]:
+    """Start a teacher run, hold it at ``phase``, send ``sig``; its exit code, how long it
+    took to exit after the signal, and its pid."""
     pause = root / "paused"
     extra = [PAUSE_IN_FIT] if phase == "fit" else []
-    env = environment(**{PAUSE_AT: phase, PAUSE_FILE: str(pause)})
+    env = environment(root, **{PAUSE_AT: phase, PAUSE_FILE: str(pause)})
     proc = subprocess.Popen(
         train_command(root, "model=teacher", *extra),
         cwd=root,
@@ -52,7 +55,7 @@ def stop_at(root: Path, phase: str, sig: int) -> tuple[int, float]:
     sent = time.monotonic()
     proc.send_signal(sig)
     code = proc.wait(timeout=120)
-    return code, time.monotonic() - sent
+    return code, time.monotonic() - sent, proc.pid
 
 
 def runs(root: Path):
@@ -84,16 +87,19 @@ def assert_no_partial_files(root: Path) -> None:
 )
 @pytest.mark.parametrize("phase", ["data", "fit", "evaluate", "export"])
 def test_a_stopped_run_leaves_an_honest_record_and_the_next_run_succeeds(tmp_path, phase, sig):
-    code, _ = stop_at(tmp_path, phase, sig)
+    code, _, pid = stop_at(tmp_path, phase, sig)
     assert code == EXIT[sig]
     assert_nothing_lies(tmp_path)
     if sig != signal.SIGKILL and phase != "data":
         assert runs(tmp_path)["status"].tolist() == ["KILLED"]
+    # its scratch folder (checkpoints, exported files): removed on the way out, unless killed
+    scratch = list((tmp_path / "tmp").glob(f"signdistill-{pid}@*"))
+    assert len(scratch) == (sig == signal.SIGKILL and phase != "data")
 
     again = subprocess.run(
         train_command(tmp_path, "model=teacher"),
         cwd=tmp_path,
-        env=environment(),
+        env=environment(tmp_path),
         capture_output=True,
         text=True,
         timeout=600,
@@ -103,11 +109,12 @@ def test_a_stopped_run_leaves_an_honest_record_and_the_next_run_succeeds(tmp_pat
     assert "RUNNING" not in set(after["status"])  # a SIGKILLed run was marked FAILED
     assert_nothing_lies(tmp_path)
     assert_no_partial_files(tmp_path)
+    assert not list((tmp_path / "tmp").glob("signdistill-*"))  # the killed run's removed too
 
 
 @pytest.mark.slow
 def test_ctrl_c_inside_a_database_write_ends_the_run_killed_at_once(tmp_path):
-    code, seconds = stop_at(tmp_path, "mlflow-write", signal.SIGINT)
+    code, seconds, _ = stop_at(tmp_path, "mlflow-write", signal.SIGINT)
     assert code == 130
     assert seconds < 20  # not SQLite's lock timeouts
     assert runs(tmp_path)["status"].tolist() == ["KILLED"]

@@ -241,3 +241,30 @@ def test_a_single_class_is_refused(tree, tmp_path):
     shutil.rmtree(tree / "thanks")
     with pytest.raises(DataError, match=r"1 class folder\(s\) \['hello'\]; .* at least 2 classes"):
         FolderDataset(str(tree), length=40).load(tmp_path)
+
+
+def test_a_link_that_leads_nowhere_is_named_not_skipped(tree, tmp_path):
+    loop = tree / "hello" / "loop.csv"
+    loop.symlink_to("loop.csv")  # itself
+    with pytest.raises(DataError, match="symbolic link that leads nowhere") as err:
+        FolderDataset(str(tree), length=40).load(tmp_path)
+    assert str(err.value).startswith(str(loop))
+    loop.unlink()
+    loop.symlink_to(tree / "hello" / "subject1_rep1.csv")  # a link to a recording is one
+    assert len(FolderDataset(str(tree), length=40).load(tmp_path).y) == 9
+
+
+def test_a_pandas_index_column_is_refused_naming_the_file_and_column(tree, tmp_path):
+    victim = tree / "thanks" / "subject2_rep1.csv"
+    pd.read_csv(victim).to_csv(victim)  # index=True, pandas' default: a column without a name
+    with pytest.raises(DataError, match=r"column 'Unnamed: 0' has no name") as err:
+        FolderDataset(str(tree), length=40).load(tmp_path)
+    assert str(err.value).startswith(str(victim)) and "index=False" in str(err.value)
+
+
+def test_a_subject_split_needs_subjects(tree, tmp_path):
+    no_subjects = FolderDataset(str(tree), length=40)
+    with pytest.raises(DataError, match=r"^data\.split=subject: .*data\.source\.subject_pattern"):
+        SignDataModule(no_subjects, split="subject", cache_dir=str(tmp_path))
+    with_subjects = FolderDataset(str(tree), length=40, subject_pattern=r"(subject\d+)_")
+    SignDataModule(with_subjects, split="subject", cache_dir=str(tmp_path))  # accepted

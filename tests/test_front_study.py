@@ -22,7 +22,9 @@ TINY = [
     "train.max_epochs=1",
     "teacher.train.max_epochs=1",
     "train.min_steps=0",
+    "train.val_every_steps=1",
     "teacher.train.min_steps=0",
+    "teacher.train.val_every_steps=1",
     *TINY_TEACHER,
     "logger.log_model=false",
     "export.latency_runs=0",
@@ -59,7 +61,7 @@ def test_front_study_retrains_exactly_the_screening_front_and_reports_it(tmp_pat
         *TINY,
     ]
     run(search, tmp_path)
-    study = optuna.load_study(study_name="student_shape_pareto_isl_sim", storage=storage)
+    study = optuna.load_study(study_name="student_shape_pareto_isl_sim_teacher", storage=storage)
     trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     on_front = pareto_mask([t.values for t in trials], ["maximize", "minimize"])
     front = {f"trial-{t.number}" for t, on in zip(trials, on_front, strict=True) if on}
@@ -121,6 +123,47 @@ def test_front_study_retrains_exactly_the_screening_front_and_reports_it(tmp_pat
     assert len(mlflow.search_runs(experiment_names=["signdistill"])) == len(runs) - len(lost)
     assert f"| {dropped} |" not in partial.stdout  # reported: the models finished on every split
     assert "| student_tiny |" in partial.stdout
+
+
+@pytest.mark.slow
+def test_a_front_per_teacher_the_named_teacher_teaches_every_student(tmp_path):
+    """``model@teacher.model=inception``: the study trains that teacher, its students learn from
+    it, and the study is named for it (a front per teacher); a given shape without a search."""
+    teacher = [
+        "model@teacher.model=inception",
+        "teacher.model.depth=3",
+        "teacher.model.filters=4",
+        "teacher.model.bottleneck=4",
+        "teacher.model.kernel_sizes=[9,5,3]",
+    ]
+    shape = "tiny4=model.conv1=4 model.conv2=4 model.hidden=6 model.lstm_layers=1"
+    tiny = [o for o in TINY if not o.startswith("teacher.model.")]
+    report = [
+        sys.executable,
+        str(ROOT / "studies" / "front_study.py"),
+        "--no-search",
+        "--splits",
+        "7",
+        "--prune-amounts",
+        "",  # the InceptionTime family is not pruned
+        "--shape",
+        shape,
+        "--out",
+        str(tmp_path / "front"),
+        "data=isl_sim",
+        f"paths.root={tmp_path}",
+        *tiny,
+        *teacher,
+    ]
+    done = run(report, tmp_path)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["signdistill"])
+    mine = runs[(runs["tags.study"] == "front_isl_sim_inception") & (runs["tags.role"] != "study")]
+    by_method = mine.set_index("tags.method")
+    assert by_method.loc["teacher", "tags.kind"] == "inception"
+    for student in ("seed_student", "student_tiny", "tiny4"):
+        assert by_method.loc[student, "tags.teacher_run_id"] == by_method.loc["teacher", "run_id"]
+    assert "| tiny4 |" in done.stdout and "No search study" in done.stdout
 
 
 def test_targets_name_the_smallest_model_within_a_point_and_what_dominates_the_seed(monkeypatch):

@@ -83,8 +83,21 @@ def _edit(path: Path, change) -> None:
             r"gyroscope: sample 7 is \[1, 2\], expected 3",
         ),
         (lambda p: _edit(p, lambda d: d.__setitem__("timestamp", "today")), "timestamp 'today'"),
+        (
+            lambda p: _edit(p, lambda d: d["emg"]["data"][5].__setitem__(2, "12")),
+            r"emg\.data: sample 5, value 2 is '12' \(str\), expected a number",
+        ),
     ],
-    ids=["truncated", "nan", "channels", "short", "missing-key", "ragged-imu", "timestamp"],
+    ids=[
+        "truncated",
+        "nan",
+        "channels",
+        "short",
+        "missing-key",
+        "ragged-imu",
+        "timestamp",
+        "string",
+    ],
 )
 def test_bad_file_names_the_file_and_leaves_no_cache(small_copy, tmp_path, damage, problem):
     victim = _victim(small_copy)

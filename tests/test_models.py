@@ -3,7 +3,13 @@
 import pytest
 import torch
 
-from signdistill.models import Architecture, ConvPoolLSTM, count_parameters, scaled_sizes
+from signdistill.models import (
+    Architecture,
+    ConvPoolLSTM,
+    ModelSpec,
+    count_parameters,
+    scaled_sizes,
+)
 from signdistill.teachers import TeacherEnsemble
 
 
@@ -27,6 +33,15 @@ def test_output_shape_and_shortest_input():
 def test_width_scales_every_size_but_never_below_one():
     assert scaled_sizes((2, 4, 50), 2.0) == (4, 8, 100)
     assert scaled_sizes((2, 4, 50), 0.1) == (1, 1, 5)
+
+
+def test_a_width_that_would_round_a_layer_to_no_units_is_refused():
+    sizes = {"role": "student", "name": "student", "conv1": 2, "conv2": 4, "hidden": 50}
+    with pytest.raises(ValueError, match=r"^width=0\.001: scales conv1=2 to 0\.002") as err:
+        ModelSpec(**sizes, width=0.001)
+    assert "width > 0.25" in str(err.value)
+    # a layer of one unit asked for (0.3 x 2 rounds to 1) is a model, as a sweep's smallest
+    assert ModelSpec(**sizes, width=0.3).architecture(3, 2).conv_channels == (1, 1)
 
 
 def test_standardization_is_part_of_the_model_state():

@@ -186,6 +186,17 @@ def test_distill_none_trains_no_teacher(tmp_path):
         ("+typo=1", "typo"),
         ("data.batch_size=abc", "data.batch_size"),
         ("+trainer.acelerator=cpu", "trainer.acelerator"),
+        ("+trainer.max_epochs=0", "trainer.max_epochs"),  # the recipe's: train.max_epochs
+        ("+trainer.callbacks=[]", "trainer.callbacks"),
+        ("trainer.devices=0", "trainer.devices"),  # Lightning's own checks
+        ("+trainer.precision=17", "trainer.precision"),
+        ("train.optimizer.lr=-1", "train.optimizer.lr"),  # torch's own checks
+        ("+teacher.train.optimizer.betas=[2,0.9]", "teacher.train.optimizer.betas"),
+        ("train.optimizer.weight_decay=-0.1", "train.optimizer.weight_decay"),
+        ("train.scheduler._target_=torch.optim.lr_scheduler.StepLR", "train.scheduler"),
+        ("model.width=0.001", "model.width"),  # every layer would round to 0 units
+        ("teacher.model.width=0.004", "teacher.model.width"),
+        ("seed=${oops}", "seed"),  # an interpolation that does not resolve
     ],
 )
 def test_invalid_config_fails_before_any_data_naming_the_key(tmp_path, override, key, monkeypatch):
@@ -202,6 +213,8 @@ def test_invalid_config_fails_before_any_data_naming_the_key(tmp_path, override,
         ("model=student prune=slim", "prune.amount"),  # a student is not pruned
         ("model=student_tiny prune=slim prune.amount=0.7", "prune.amount"),
         ("model=teacher prune=slim model.conv1=16", "model.conv1"),  # prunes teacher.model
+        ("model=inception model@teacher.model=inception prune=slim", "prune.amount"),
+        ("prune@teacher.prune=slim model@teacher.model=inception", "teacher.prune.amount"),
     ],
 )
 def test_a_prune_run_of_anything_but_the_teacher_is_refused_before_any_work(
@@ -209,9 +222,21 @@ def test_a_prune_run_of_anything_but_the_teacher_is_refused_before_any_work(
 ):
     loads = []
     monkeypatch.setattr("fakes.BlobSource.load", lambda *args: loads.append(args))
+    small = "inception" not in overrides  # the Conv-LSTM teacher's sizes are not InceptionTime's
     with pytest.raises(ConfigError, match=rf"^{re.escape(key)}\b"):
-        compose(make_cfg(tmp_path, *overrides.split()))
+        compose(make_cfg(tmp_path, *overrides.split(), small_teacher=small))
     assert not loads
+
+
+def test_a_prune_run_prunes_the_teacher_sized_on_teacher_model_alone(tmp_path):
+    """``model=teacher prune=slim teacher.model.conv1=4``: the model file's default sizes on
+    ``model.*`` are not a request for another model; the run prunes the teacher as sized."""
+    cfg = make_cfg(
+        tmp_path, "model=teacher", "prune=slim", "teacher.model.conv1=4", small_teacher=False
+    )
+    settings = compose(cfg)
+    assert settings.task == "prune"
+    assert settings.teacher.model.conv1 == 4
 
 
 def test_runs_are_named_by_their_model_and_deployed_metrics_use_the_right_split(
@@ -300,3 +325,71 @@ def test_the_thread_setting_reaches_torch_while_training(tmp_path, monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert seen == {3}
+
+
+def test_a_deployed_file_that_loses_too_much_is_said_and_tagged(tmp_path, monkeypatch, caplog):
+    sentence = "The deployed statically quantized int8 file classifies 50.0 % ..."
+    seen = []
+
+    def fires(metrics, settings):
+        seen.append(metrics["val_acc_deployed"])  # judged on what the run measured
+        return sentence
+
+    monkeypatch.setattr("signdistill.export.deploy_warning", fires)
+    with caplog.at_level("INFO"):
+        result = run(make_cfg(tmp_path, "model=teacher"))
+    row = runs(tmp_path).set_index("run_id").loc[result["mlflow_run_id"]]
+    assert row["tags.deploy_warning"] == sentence
+    assert f"WARNING: {sentence}" in caplog.text
+    assert seen == [result["val_acc_deployed"]]
+
+
+def test_a_student_learns_from_a_pruned_teacher_stored_once_as_an_assistant(tmp_path):
+    assistant = ["prune@teacher.prune=slim", "teacher.prune.recover_epochs=1", "+recipe=kd"]
+    first = run(make_cfg(tmp_path, *assistant))
+    second = run(make_cfg(tmp_path, *assistant, "distill.temperature=2"))
+    df = runs(tmp_path).set_index("run_id")
+    pruned = df[df["tags.role"] == "pruned"]
+    assert len(pruned) == 1  # trained once, then found in the teacher store
+    assert sorted(df["tags.kind"]) == ["pruned-kd", "student-kd", "student-kd", "teacher"]
+    for student in (first, second):
+        row = df.loc[student["mlflow_run_id"]]
+        assert row["tags.teacher_run_id"] == pruned.index[0]
+        assert student["teacher_test_acc"] == pytest.approx(pruned["metrics.test_acc"].iloc[0])
+    sparse = df.loc[pruned["tags.pruned_from"].iloc[0]]
+    assert sparse["params.arch.conv_batchnorm"] == "True"  # the sparsity-trained teacher
+    assert pruned["metrics.params"].iloc[0] < sparse["metrics.params"]
+
+
+def test_a_student_learns_from_an_inceptiontime_teacher(tmp_path):
+    inception = [
+        "model@teacher.model=inception",
+        "teacher.model.depth=3",
+        "teacher.model.filters=4",
+        "teacher.model.bottleneck=4",
+        "teacher.model.kernel_sizes=[9,5,3]",
+    ]
+    for recipe in ("+recipe=kd", "+recipe=kd_consistent"):  # cached logits, online teacher
+        run(make_cfg(tmp_path, *inception, recipe, small_teacher=False))
+    df = runs(tmp_path)
+    teachers = df[df["tags.role"] == "teacher"]
+    assert teachers["tags.kind"].tolist() == ["inception"]  # stored once, found the second time
+    students = df[df["tags.role"] == "student"].set_index("tags.recipe")
+    assert students.loc["kd", "tags.teacher_logits"] == "cached"
+    assert students.loc["kd_consistent", "tags.teacher_logits"] == "online"
+    assert set(students["tags.teacher_run_id"]) == set(teachers["run_id"])
+
+
+def test_short_epochs_validate_every_few_steps_and_the_last_epoch_always(tmp_path):
+    """7 steps an epoch, validation every 14: every second epoch, the epochs rounded up to 4 so
+    that the last one validates (its weights are the ones a fixed schedule keeps)."""
+    cfg = make_cfg(tmp_path, "model=teacher", "train.val_every_steps=14", "train.restore=last")
+    result = run(cfg)
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    run_id = result["mlflow_run_id"]
+    params = client.get_run(run_id).data.params
+    assert (params["schedule.epochs"], params["schedule.val_every"]) == ("4", "2")
+    epochs = [m.value for m in client.get_metric_history(run_id, "epoch")]
+    assert max(epochs) == 3  # 3 recipe epochs rounded up to 4
+    assert len(client.get_metric_history(run_id, "train_loss")) == 2
+    assert len(client.get_metric_history(run_id, "val_acc")) == 2 + 1  # and the run's summary

@@ -56,8 +56,9 @@ def test_every_sampled_shape_builds_a_model_whose_deployed_size_is_its_file(tmp_
         folder.mkdir()
         meta = {"classes": ["a"] * 4, "channels": ["c"] * 5, "length": 120, "min_length": 1}
         split = export.Split(x[:8], y[:8])
-        measured, files = export.measure(model, split, split, folder, meta, settings)
-        deployed = export.deployed({"val_acc": 0.0, "test_acc": 0.0} | measured, "int8")
+        splits = export.Splits(split, split, split)
+        measured, files = export.measure(model, splits, folder, meta, settings)
+        deployed = export.deployed({"val_acc": 0.0, "test_acc": 0.0} | measured, settings)
         assert deployed["size_deployed_bytes"] == Path(files[-1]).stat().st_size
 
 

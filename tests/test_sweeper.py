@@ -11,9 +11,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -22,6 +25,7 @@ import optuna
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
@@ -31,12 +35,21 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.storages import RetryFailedTrialCallback
 from optuna.trial import TrialState
 
-from hydra_plugins.signdistill_sweeper._impl import PRUNING_TARGET, directions
+from hydra_plugins.signdistill_sweeper._impl import PRUNING_TARGET, OptunaSweeperImpl, directions
 from hydra_plugins.signdistill_sweeper._results import objective_values
 from hydra_plugins.signdistill_sweeper._sampling import TrialSeeded, sampler
-from hydra_plugins.signdistill_sweeper._space import SearchSpace, distribution
+from hydra_plugins.signdistill_sweeper._space import SearchSpace, SearchSpaceError, distribution
+from hydra_plugins.signdistill_sweeper._storage import (
+    heartbeat_interval,
+    journal_path,
+    open_storage,
+)
+from hydra_plugins.signdistill_sweeper._tracking import StudyRuns, parent_run
 from hydra_plugins.signdistill_sweeper.config import SAMPLERS
+from hydra_plugins.signdistill_sweeper.job import running_trial
 from hydra_plugins.signdistill_sweeper.sweeper import OptunaSweeper
+from signdistill import tracking
+from signdistill.errors import UserError
 from signdistill.overrides import override_value
 from signdistill.pareto import hypervolume, pareto_mask
 from signdistill.urls import redact_url
@@ -94,6 +107,25 @@ def test_a_command_line_value_fixes_a_swept_key_and_a_command_line_sweep_replace
     }
     assert space.fixed_lines() == ["c=4", "b=3", "++d=x"]
     assert space.fixed_values() == {"c": "4", "b": "3", "++d": "x"}
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("x=interval(10.0, 1.0)", "an empty interval"),
+        ("x=int(interval(5, 1))", "an empty interval"),
+        ("x=tag(log, interval(0.0, 4.0))", "a log scale needs both ends above 0"),
+        ("x=tag(log, interval(-1.0, 4.0))", "a log scale needs both ends above 0"),
+        ("x=range(5, 1)", "no values to sweep"),
+    ],
+)
+def test_a_search_space_optuna_cannot_sample_is_refused_naming_the_key(line, problem):
+    """Refused when parsed: before the sweep opens its study or any MLflow run."""
+    with pytest.raises(SearchSpaceError, match=rf"^{re.escape(line)}: {problem}") as err:
+        SearchSpace.parse({}, [line])  # the command line
+    assert isinstance(err.value, UserError)  # one line, exit 2 (src/train.py)
+    with pytest.raises(SearchSpaceError, match=rf"^{re.escape(line)}: {problem}"):
+        SearchSpace.parse({"x": line.removeprefix("x=")}, [])  # a sweep file's params
 
 
 def test_a_grid_takes_hydras_own_values_and_no_interval():
@@ -341,12 +373,14 @@ def test_sweep_runs_trials_as_child_runs_and_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_failing_trials_are_recorded_and_capped(tmp_path):
-    bad = "train.optimizer.lr=-1"  # raises inside training, after the trial's run started
+    # raises inside training, after the trial's run started (a bad learning rate no longer does:
+    # the config's check refuses it before any run)
+    bad = "+train.callbacks.stop={_target_:lightning.pytorch.callbacks.EarlyStopping,monitor:nope}"
     going_on = sweep(tmp_path, bad, "hydra.sweeper.n_trials=2", "hydra.sweeper.max_failures=5")
     assert going_on.returncode == 0, going_on.stderr[-3000:]
     s = study(tmp_path)
     assert [t.state.name for t in s.trials] == ["FAIL", "FAIL"]
-    assert "learning rate" in s.trials[0].user_attrs["error"]
+    assert "nope" in s.trials[0].user_attrs["error"]
     children, _ = child_runs(tmp_path)
     assert set(children["status"]) == {"FAILED"}
     assert set(children["tags.optuna.trial_state"]) == {"FAIL"}
@@ -362,7 +396,7 @@ def test_compression_sweep_mixes_students_and_pruned_teachers(tmp_path):
     result = sweep(
         tmp_path,
         "hydra.sweeper.n_trials=4",
-        "prune.recover_epochs=1",
+        "++prune.recover_epochs=1",  # the student path's prune=none has no such key
         "export.latency_runs=0",
         name="compression_pareto",
     )
@@ -414,14 +448,14 @@ def app_environment() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(SRC)}
 
 
-def app_sweep(root: Path, *overrides: str) -> subprocess.CompletedProcess:
+def app_sweep(root: Path, *overrides: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
         app_command(*overrides),
         cwd=root,
         env=app_environment(),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
 
 
@@ -482,10 +516,14 @@ def test_dummy_sweep_logs_trials_as_child_runs_and_resumes(root):
     solutions = OmegaConf.to_container(OmegaConf.load(results_file).solutions)
     front = [t for t, on_front in zip(s.trials, expected, strict=True) if on_front]
     assert {t["number"]: t["params"] for t in solutions} == {t.number: t.params for t in front}
-    assert [t["values"] for t in solutions] == [t.values for t in front]  # the official format
-    assert [t["objectives"] for t in solutions] == [
-        {"val_acc": t.values[0], "size_file_bytes": t.values[1]} for t in front
-    ]
+    by_number = {t.number: t for t in front}
+    for solution in solutions:
+        trial = by_number[solution["number"]]
+        assert solution["values"] == trial.values  # the official format
+        assert solution["objectives"] == {
+            "val_acc": trial.values[0],
+            "size_file_bytes": trial.values[1],
+        }
     assert f"Pareto front: {len(front)} trials" in first.stdout
     assert f"trial {front[0].number}: val_acc=" in first.stdout
     assert "values_0" not in first.stdout
@@ -617,12 +655,16 @@ def test_dummy_failures_are_recorded_and_the_sweep_goes_on_until_capped(root):
     first_fail = states.index(TrialState.FAIL)
     assert TrialState.COMPLETE in states[first_fail:]  # the sweep went on after a failure
     assert "above fail_above" in trials[first_fail].user_attrs["error"]
-    children, _ = child_runs(root)
+    children, parents = child_runs(root)
     by_trial = children.set_index("tags.optuna.trial_number")
     for t in trials:
         run = by_trial.loc[str(t.number)]
         assert run["tags.optuna.trial_state"] == t.state.name
         assert run["status"] == ("FAILED" if t.state == TrialState.FAIL else "FINISHED")
+    (parent,) = parents.to_dict("records")  # the study's run ends FAILED, saying why
+    assert parent["status"] == "FAILED"
+    assert "SweepFailedError" in parent["tags.signdistill.error"]
+    assert "max_failures=2" in parent["tags.signdistill.error"]
 
 
 def test_dummy_pruned_trials_are_pruned_not_failed(root):
@@ -693,10 +735,21 @@ def test_dummy_killed_worker_trial_is_failed_and_retried(root):
         doomed.kill()  # SIGKILL: no handler runs, the trial stays RUNNING in the study
         doomed.wait()
     assert study(root, name="dummy").trials[0].state == TrialState.RUNNING
+    # the study's run, also left RUNNING, names its process: the next run here marks it FAILED
+    (parent,) = child_runs(root)[1].to_dict("records")
+    assert parent["status"] == "RUNNING"
+    assert parent["tags.signdistill.pid"] == str(doomed.pid)
+    assert parent["tags.signdistill.host"] == socket.gethostname()
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root}/mlruns/mlflow.db")
+    assert parent["run_id"] in tracking.fail_stale_runs(client, parent["experiment_id"])
     time.sleep(3)  # past the grace period
 
     result = app_sweep(root, *beat, "hydra.sweeper.n_trials=1", "hydra.sweeper.max_retry=1")
     assert result.returncode == 0, result.stderr[-3000:]
+    (parent,) = child_runs(root)[1].to_dict("records")  # taken over by the rerun, then ended
+    assert parent["status"] == "FINISHED"
+    assert parent["tags.signdistill.pid"] not in (str(doomed.pid), None)
+    assert not isinstance(parent.get("tags.signdistill.error"), str)  # cleared on takeover
     stale, retry = study(root, name="dummy").trials
     assert stale.state == TrialState.FAIL and retry.state == TrialState.COMPLETE
     assert RetryFailedTrialCallback.retried_trial_number(retry) == 0
@@ -706,3 +759,275 @@ def test_dummy_killed_worker_trial_is_failed_and_retried(root):
     assert killed["status"] == "FAILED"
     assert killed["tags.optuna.trial_state"] == "FAIL"
     assert "heartbeat" in killed["tags.optuna.error"]
+
+
+def test_ctrl_c_ends_the_study_run_killed_saying_so(root):
+    doomed = subprocess.Popen(
+        app_command("hydra.sweeper.n_trials=1", "sleep_s=60"),
+        cwd=root,
+        env=app_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_trial_run(root, deadline_s=60)
+        doomed.send_signal(signal.SIGINT)
+        doomed.wait(timeout=60)
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()
+            doomed.wait()
+    children, parents = child_runs(root)
+    assert children["status"].tolist() == ["KILLED"]
+    (parent,) = parents.to_dict("records")
+    assert parent["status"] == "KILLED"
+    assert parent["tags.signdistill.error"].startswith("KeyboardInterrupt")
+
+
+def test_a_study_run_of_a_live_process_is_joined_and_one_of_a_dead_process_taken_over(root):
+    """A worker joining a study that another live process runs leaves that one's run alone (its
+    owner ends it); a study run left RUNNING by a dead process is taken over."""
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlruns/mlflow.db")
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment("signdistill")
+    first = optuna.create_study()
+    parent = parent_run(first, experiment, None)  # created, owned by this process
+    assert client.get_run(parent).data.tags[tracking.PID_TAG] == str(os.getpid())
+    live = str(os.getppid())  # pytest's parent: another live process
+    client.set_tag(parent, tracking.PID_TAG, live)
+
+    assert parent_run(first, experiment, None) == parent  # resumed: joined, not taken
+    StudyRuns(parent, ["value"]).finish()
+    joined = client.get_run(parent)
+    assert joined.info.status == "RUNNING" and joined.data.tags[tracking.PID_TAG] == live
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    client.set_tag(parent, tracking.PID_TAG, str(gone.pid))  # its owner died without a word
+    assert parent_run(first, experiment, None) == parent
+    taken = client.get_run(parent)
+    assert taken.data.tags[tracking.PID_TAG] == str(os.getpid())
+    assert tracking.fail_stale_runs(client, experiment) == []  # its new owner lives
+    StudyRuns(parent, ["value"]).end(RuntimeError("boom"))
+    ended = client.get_run(parent)
+    assert ended.info.status == "FAILED"
+    assert ended.data.tags["signdistill.error"] == "RuntimeError: boom"
+
+
+# Parallel launchers (hydra/launcher=joblib, submitit_local: hydra-joblib-launcher and
+# hydra-submitit-launcher, the project's `cluster` extra) and the journal-file storage.
+
+PARALLEL = ["hydra.sweeper.n_jobs=2", "hydra.sweeper.max_failures=10"]
+LAUNCHERS = {  # joblib's workers: as many as cores by default
+    "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+    "submitit_local": ["hydra/launcher=submitit_local"],
+}
+
+
+def _journal(root: Path) -> str:
+    return f"journal://{root}/shared/optuna.log"  # journal:///<absolute path>
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("journal:///shared/studies/optuna.log", Path("/shared/studies/optuna.log")),
+        ("journal://mlruns/optuna.log", Path("mlruns/optuna.log")),
+        ("sqlite:///mlruns/optuna.db", None),
+        ("postgresql://bob@db/optuna", None),
+    ],
+)
+def test_a_journal_url_names_its_file_and_a_database_url_none(url, path):
+    assert journal_path(url) == path
+
+
+def test_a_journal_url_without_a_file_is_refused():
+    with pytest.raises(ValueError, match="name the journal file"):
+        journal_path("journal://")
+
+
+def test_a_pruned_trials_job_finds_its_trial_in_a_journal_file(tmp_path):
+    url = _journal(tmp_path)
+    created = optuna.create_study(study_name="j", storage=open_storage(url))
+    asked = [created.ask() for _ in range(2)]
+    trial = running_trial("j", url, asked[1]._trial_id, None)  # what job.pruning_callback does
+    assert trial.number == 1
+    assert heartbeat_interval(open_storage(url)) is None  # Optuna 5: no heartbeats in a journal
+
+
+class _Parallel:
+    """Any launcher but Hydra's basic one."""
+
+
+@pytest.mark.parametrize(
+    ("settings", "task", "launcher", "expected"),
+    [
+        (["hydra.sweeper.n_jobs=2"], [], _Parallel(), {"threads": 1}),
+        (
+            ["hydra.sweeper.n_jobs=2", "hydra.sweeper.trial_threads=3"],
+            [],
+            _Parallel(),
+            {"threads": 3},
+        ),
+        (["hydra.sweeper.n_jobs=2"], ["threads=4"], _Parallel(), {}),  # the user's value wins
+        (
+            ["hydra.sweeper.n_jobs=2"],
+            ["threads=choice(1,2)"],
+            _Parallel(),
+            {},
+        ),  # or the user's sweep
+        (["hydra.sweeper.n_jobs=2", "hydra.sweeper.trial_threads=null"], [], _Parallel(), {}),
+        (["hydra.sweeper.n_jobs=1"], [], _Parallel(), {}),  # one job at a time
+        (["hydra.sweeper.n_jobs=2"], [], BasicLauncher(), {}),  # one after another
+        (["hydra.sweeper.repeat_values=[0,1]"], [], _Parallel(), {"threads": 1}),  # side by side
+    ],
+)
+def test_jobs_side_by_side_get_one_torch_thread_each(settings, task, launcher, expected):
+    impl = OptunaSweeperImpl(_compose_sweeper(*settings))
+    impl.config, impl.launcher = OmegaConf.create({"threads": None}), launcher
+    space = SearchSpace.parse({"x": "interval(0.0, 1.0)"}, task)
+    n_repeats = len(impl.settings.repeat_values) or 1
+    assert impl._trial_threads(space, n_repeats) == expected
+    impl.config = OmegaConf.create({"other": 1})  # an app without a threads key: left alone
+    assert impl._trial_threads(space, n_repeats) == {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_a_trial_that_raises_or_is_killed_fails_and_the_sweep_goes_on(root, launcher):
+    # rounds of two trials: {0, 1}, {2, 3}, {4, 5}; trial 2's job SIGKILLs its own process
+    result = app_sweep(
+        root,
+        *LAUNCHERS[launcher],
+        *PARALLEL,
+        "hydra.sweeper.n_trials=6",
+        "fail_above=0.5",
+        "kill_run=trial-2",
+        f"rendezvous={root}/rendezvous",
+        timeout=600,  # each launcher's workers import MLflow before their first job
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = study(root, name="dummy").trials
+    assert [t.number for t in trials] == list(range(6))
+    killed_round = {2, 3}  # the launcher returns nothing for a round with a killed job
+    for t in trials:
+        error = t.user_attrs.get("error", "")
+        if t.number in killed_round:
+            assert t.state == TrialState.FAIL and "did not return" in error
+        elif t.params["x"] > 0.5:
+            assert t.state == TrialState.FAIL and "above fail_above" in error
+        else:
+            assert t.state == TrialState.COMPLETE
+            assert t.user_attrs["side_by_side"] == 1.0  # the round's two jobs ran together
+            assert t.user_attrs["threads"] == 1  # so: one torch thread each
+    children, parents = child_runs(root)
+    assert len(parents) == 1 and set(children["tags.mlflow.parentRunId"]) == {
+        parents.iloc[0].run_id
+    }
+    by_trial = children.set_index("tags.optuna.trial_number")
+    assert by_trial.loc["2", "status"] == "FAILED"  # killed while RUNNING: marked by the sweeper
+    assert "RUNNING" not in set(children["status"])
+    assert [by_trial.loc[str(t.number), "tags.optuna.trial_state"] for t in trials] == [
+        t.state.name for t in trials
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_heartbeats_go_on_while_trials_run_in_the_launchers_processes(root):
+    beat = ["hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=2"]
+    sweep = subprocess.Popen(
+        app_command(
+            *LAUNCHERS["joblib"], *PARALLEL, *beat, "hydra.sweeper.n_trials=2", "sleep_s=12"
+        ),
+        cwd=root,
+        env=app_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for_trial_run(root, deadline_s=240)
+        time.sleep(4)  # twice the grace period, inside both trials
+        # what another worker does before each round: fail the trials whose heartbeat is stale
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(
+                f"sqlite:///{root}/mlruns/optuna.db", heartbeat_interval=1, grace_period=2
+            )
+            other = optuna.load_study(study_name="dummy", storage=storage)
+            optuna.storages.fail_stale_trials(other)
+        assert [t.state for t in other.get_trials()] == [TrialState.RUNNING] * 2
+    finally:
+        _, err = sweep.communicate(timeout=240)
+    assert sweep.returncode == 0, err[-3000:]
+    trials = study(root, name="dummy").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+
+
+def test_a_journal_study_resumes_and_numbering_continues(root):
+    journal = f"hydra.sweeper.storage={_journal(root)}"
+    first = app_sweep(root, journal)  # n_trials=3 in the app's config
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (root / "shared" / "optuna.log").is_file() and not (
+        root / "mlruns" / "optuna.db"
+    ).exists()
+    second = app_sweep(root, journal, "hydra.sweeper.n_trials=2")
+    assert second.returncode == 0, second.stderr[-3000:]
+    s = study(root, _journal(root), name="dummy")
+    assert [t.number for t in s.trials] == [0, 1, 2, 3, 4]  # numbering continues
+    assert all(t.state == TrialState.COMPLETE for t in s.trials)
+    assert len({tuple(sorted(t.params.items())) for t in s.trials}) == 5  # new points only
+    children, parents = child_runs(root)
+    assert len(parents) == 1 and len(children) == 5  # the same study run
+    assert parents.iloc[0]["tags.optuna.storage"] == _journal(root)
+
+
+def test_two_workers_share_one_journal_file(root):
+    journal = f"hydra.sweeper.storage={_journal(root)}"
+    created = app_sweep(root, journal, "hydra.sweeper.n_trials=0")  # the study and its run, once
+    assert created.returncode == 0, created.stderr[-3000:]
+    workers = [
+        subprocess.Popen(
+            app_command(journal, "hydra.sweeper.n_trials=3", "sleep_s=1"),
+            cwd=root,
+            env=app_environment(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for worker in workers:
+        _, err = worker.communicate(timeout=240)
+        assert worker.returncode == 0, err[-3000:]
+    trials = study(root, _journal(root), name="dummy").trials
+    assert sorted(t.number for t in trials) == list(range(6))  # unique, nothing lost
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    pids = [t.user_attrs["pid"] for t in trials]  # the basic launcher: the worker's own
+    assert sorted(pids.count(pid) for pid in set(pids)) == [3, 3]  # three trials each
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 6
+    children, parents = child_runs(root)
+    assert len(parents) == 1 and len(children) == 6
+    assert set(children["tags.mlflow.parentRunId"]) == {parents.iloc[0]["run_id"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_project_sweep_runs_its_trials_side_by_side_on_a_parallel_launcher(tmp_path, launcher):
+    result = sweep(tmp_path, *LAUNCHERS[launcher], *PARALLEL, "hydra.sweeper.n_trials=4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = study(tmp_path).trials
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    children, parents = child_runs(tmp_path)
+    assert len(parents) == 1
+    students = children[children["tags.role"] == "student"]
+    assert sorted(students["tags.mlflow.runName"]) == ["trial-0", "trial-1", "trial-2", "trial-3"]
+    assert set(students["status"]) == {"FINISHED"}
+    assert set(students["tags.mlflow.parentRunId"]) == {parents.iloc[0]["run_id"]}
+    assert set(students["params.threads"]) == {"1"}
+    assert students["tags.signdistill.pid"].nunique() >= 2  # in the launcher's processes
+    runs = mlflow.search_runs(experiment_names=["signdistill"])
+    assert (runs["tags.kind"] == "teacher").sum() == 1  # one split: its teacher trained once
+    assert len(list((tmp_path / "mlruns" / "teachers").glob("*/teacher.pt"))) == 1

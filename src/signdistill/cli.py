@@ -2,10 +2,9 @@
 
 A :class:`~signdistill.errors.UserError` (bad config, data or model file) prints one line naming
 the key or file, with no traceback, and exits with 2; with ``--debug`` or ``HYDRA_FULL_ERROR=1``
-its traceback is shown too. Hydra's own composition errors exit
-with 2 as well (:func:`usage_exit_code`). Ctrl-C and SIGTERM exit with 130 and 143
-(:mod:`signdistill.signals`).
-Other errors are bugs: their traceback is shown.
+its traceback is shown too, and the exit code is still 2. Hydra's own composition errors exit
+with 2 as well (:func:`usage_exit_code`), with or without ``--debug``. Ctrl-C and SIGTERM exit
+with 130 and 143 (:mod:`signdistill.signals`). Other errors are bugs: their traceback is shown.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -44,8 +44,10 @@ def guarded(task: Callable[[], Any], debug: bool, one_of_many: bool = False) -> 
     try:
         return task()
     except UserError as e:
-        if debug or one_of_many:
+        if one_of_many:
             raise
+        if debug:
+            traceback.print_exc()
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(USAGE_ERROR) from None
     except (KeyboardInterrupt, SystemExit):
@@ -60,9 +62,13 @@ def guarded(task: Callable[[], Any], debug: bool, one_of_many: bool = False) -> 
 def usage_exit_code() -> Iterator[None]:
     """Hydra's own one-message errors (override grammar, an unknown config option or key) exit
     with 2 like ours, not 1: Hydra prints them, then exits 1 while handling them, so the exit's
-    context is the Hydra error."""
+    context is the Hydra error. With ``--debug`` (``HYDRA_FULL_ERROR=1``) Hydra raises them on
+    instead: their traceback is shown, and the exit code is 2 all the same."""
     try:
         yield
+    except CompactHydraException:
+        traceback.print_exc()
+        raise SystemExit(USAGE_ERROR) from None
     except SystemExit as e:
         if e.code == 1 and isinstance(e.__context__, CompactHydraException):
             raise SystemExit(USAGE_ERROR) from None

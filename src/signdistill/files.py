@@ -84,6 +84,18 @@ def scratch_dir() -> Iterator[Path]:
         yield Path(d)
 
 
+def unwritable(path: Path) -> Path | None:
+    """Where this process could not write to create or change ``path`` (a folder or file): the
+    path itself if it exists read-only, else its nearest existing parent if that is read-only
+    (where the missing folders would be created); None when it can write there. Read-only
+    mounts count too (``os.access`` reports them)."""
+    existing = Path(path).expanduser().absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    mode = os.W_OK | os.X_OK if existing.is_dir() else os.W_OK
+    return None if os.access(existing, mode) else existing
+
+
 def process_alive(pid: int, started_before: float | None = None) -> bool:
     """Whether process ``pid`` runs on this host and, given ``started_before`` (a Unix time),
     is the same process as then: a pid reused by a process started later does not count.

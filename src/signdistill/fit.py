@@ -50,6 +50,7 @@ def fit(
     with console.quiet_lightning():
         trainer = make_trainer(
             max_epochs=schedule.epochs,
+            check_val_every_n_epoch=schedule.val_every,
             callbacks=callbacks,
             logger=logger,
             default_root_dir=folder,
@@ -81,6 +82,7 @@ class Fitted:
             "schedule.epochs": self.schedule.epochs,
             "schedule.steps": self.schedule.steps,
             "schedule.steps_per_epoch": self.schedule.steps_per_epoch,
+            "schedule.val_every": self.schedule.val_every,
             "schedule.lr": self.lr,
         }
 
@@ -98,16 +100,21 @@ def progress_bar(make_trainer: Callable[..., L.Trainer]) -> bool:
 def evaluate(
     module: SignClassifier, dm: SignDataModule, make_trainer: Callable[..., L.Trainer]
 ) -> dict:
-    """Validation and test metrics of the module's current weights."""
+    """Validation and test metrics of the module's current weights; how well it fits its own
+    (clean) training recordings; the fraction of classes it predicts at all on the test set (a
+    model that underfits may answer one class for everything)."""
     with console.quiet_lightning(console.LIGHTNING_DEVICES):  # fit already named the device
         trainer = make_trainer(enable_progress_bar=False, logger=False, enable_checkpointing=False)
         val = trainer.validate(module, datamodule=dm, verbose=False)[0]
         test = trainer.test(module, datamodule=dm, verbose=False)[0]
+    predicted = module.test_confusion.compute().sum(dim=0) > 0  # columns: predicted classes
     return {
         "val_acc": val["val_acc"],
         "val_macro_f1": val["val_macro_f1"],
         "test_acc": test["test_acc"],
         "test_macro_f1": test["test_macro_f1"],
+        "train_acc": accuracy(module.model.cpu(), *dm.tensors("train")),
+        "test_predicted_classes": float(predicted.float().mean()),
     }
 
 

@@ -95,8 +95,9 @@ class ModelSpec:
     ``role``: a ``teacher`` is trained on its own and stored for students; a ``student`` learns
     from the teacher (unless ``distill=none``). ``name``: the config it comes from (``teacher``,
     ``student``, ``student_tiny``, ...), which names and tags its runs. ``width`` multiplies
-    conv1, conv2 and hidden (never below one unit), for sweeps over one size knob. Channels and
-    classes come from the data.
+    conv1, conv2 and hidden (rounded), for sweeps over one size knob; a width that would round a
+    layer to 0 units is refused, rather than trained as a 1-unit layer the config did not ask for.
+    Channels and classes come from the data.
     """
 
     role: Literal["teacher", "student"]
@@ -114,6 +115,17 @@ class ModelSpec:
     def __post_init__(self) -> None:
         if not self.dropout < 1:
             raise ValueError(f"dropout={self.dropout}: must be in [0, 1)")
+        sizes = {"conv1": self.conv1, "conv2": self.conv2, "hidden": self.hidden}
+        lost = {
+            key: self.width * size for key, size in sizes.items() if round(self.width * size) < 1
+        }
+        if lost:  # scaled_sizes would raise them to one unit: not the model asked for
+            scaled = ", ".join(f"{key}={sizes[key]} to {units:.3g}" for key, units in lost.items())
+            smallest = min(sizes.values())
+            raise ValueError(
+                f"width={self.width}: scales {scaled} units; every layer needs at least one "
+                f"(width > {0.5 / smallest:.3g} for these sizes), or set the sizes themselves"
+            )
 
     def architecture(self, in_channels: int, n_classes: int) -> Architecture:
         """The concrete sizes for data with ``in_channels`` channels and ``n_classes`` classes."""

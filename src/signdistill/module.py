@@ -61,6 +61,7 @@ class Schedule:
     epochs: int
     steps_per_epoch: int
     lr_scale: float
+    val_every: int = 1  # epochs between validations (and train_loss points); divides ``epochs``
 
     @property
     def steps(self) -> int:
@@ -91,6 +92,7 @@ class SignClassifier(L.LightningModule):
         min_steps: NonNegativeInt = 0,
         max_steps: PositiveInt | None = None,
         lr_batch_size: PositiveInt | None = None,
+        val_every_steps: PositiveInt = 1,
         restore: Literal["best", "last"] = "last",
         scheduler: SchedulerFactory | None = None,
         label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0,
@@ -105,8 +107,8 @@ class SignClassifier(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.max_epochs, self.min_steps, self.max_steps = max_epochs, min_steps, max_steps
-        self.lr_batch_size = lr_batch_size
-        self.lr_scale = 1.0  # set by schedule() for the data it trains on
+        self.lr_batch_size, self.val_every_steps = lr_batch_size, val_every_steps
+        self.lr_scale, self.val_every = 1.0, 1  # set by schedule() for the data it trains on
         self.restore = restore
         self.label_smoothing = label_smoothing
         self.augment = augment or Augment()
@@ -129,10 +131,14 @@ class SignClassifier(L.LightningModule):
         """How long and how fast this recipe trains on data of ``steps_per_epoch`` batches of
         ``batch_size``: ``max_epochs``, raised until ``min_steps`` are reached and lowered to stay
         within ``max_steps`` (never below one epoch); the learning rate scaled by ``batch_size /
-        lr_batch_size``. Sets the scale the optimizer is built with."""
+        lr_batch_size``; validation every epoch, or on short epochs every ``val_every_steps``
+        optimizer steps, the epochs rounded up so that the last one validates (and so keeps
+        its weights: checkpoints are written at validation). Sets what the module trains with."""
         epochs = bounded_epochs(self.max_epochs, self.min_steps, self.max_steps, steps_per_epoch)
+        self.val_every = max(1, self.val_every_steps // steps_per_epoch)
+        epochs = self.val_every * math.ceil(epochs / self.val_every)
         self.lr_scale = batch_size / self.lr_batch_size if self.lr_batch_size else 1.0
-        return Schedule(epochs, steps_per_epoch, self.lr_scale)
+        return Schedule(epochs, steps_per_epoch, self.lr_scale, self.val_every)
 
     def train(self, mode: bool = True) -> SignClassifier:
         super().train(mode)
@@ -154,8 +160,9 @@ class SignClassifier(L.LightningModule):
         return (x, targets, *batch[2:])
 
     def on_train_epoch_start(self) -> None:
-        self._loss_sum = torch.zeros((), device=self.device)
-        self._loss_count = 0
+        if self.current_epoch % self.val_every == 0:  # a new train_loss point begins
+            self._loss_sum = torch.zeros((), device=self.device)
+            self._loss_count = 0
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         x, targets = batch[0], batch[1]
@@ -171,8 +178,11 @@ class SignClassifier(L.LightningModule):
         return loss
 
     def on_train_epoch_end(self) -> None:
-        """``train_loss``: the epoch's mean loss per recording (as ``on_epoch`` logging gives)."""
-        self.log("train_loss", self._loss_sum / self._loss_count)
+        """``train_loss``: the mean loss per recording over the epochs since the last point (one
+        epoch, as ``on_epoch`` logging gives, unless epochs are shorter than ``val_every_steps``:
+        then one point per validation, not thousands of one-step points)."""
+        if (self.current_epoch + 1) % self.val_every == 0:
+            self.log("train_loss", self._loss_sum / self._loss_count)
 
     @torch.no_grad()
     def _teacher_logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -81,7 +81,8 @@ def student_job(ctx: Context) -> Job:
     if s.loss is None:
         kind, teacher, loss = f"{s.model.name}-scratch", None, None
     else:
-        kind, teacher, loss = f"{s.model.name}-kd", teachers.for_student(ctx, train_job), s.loss()
+        learn_from = recover.assistant if s.teacher.assistant else teachers.for_student
+        kind, teacher, loss = f"{s.model.name}-kd", learn_from(ctx, train_job), s.loss()
     return Job(
         network=s.model,
         recipe=s.train,
@@ -120,9 +121,14 @@ def train_job(ctx: Context, job: Job) -> Trained:
         tracking.log_confusion(module.test_confusion, ctx.dm.classes)
         if s.tracking.log_model:
             tracking.log_pytorch_model(module.model, ctx.dm.tensors("val")[0][:2].numpy())
-        log.info(
-            console.summary(job.kind, run_id, metrics, s.tracking.tracking_uri, ctx.experiment_id)
+        line = console.summary(
+            job.kind, run_id, metrics, s.tracking.tracking_uri, ctx.experiment_id
         )
+        warning = export.deploy_warning(metrics, s.export)
+        if warning:  # quantization cost more than export.max_deploy_drop: said, and tagged
+            mlflow.set_tag("deploy_warning", warning)
+            line += f" | WARNING: {warning}"
+        log.info(line)
     return Trained(run_id, module.model.eval(), metrics)
 
 
@@ -167,10 +173,11 @@ def _save_and_measure(
     file = folder / "model.pt"
     out = size_metrics(model, save_model(file, model, meta), ctx.reference_params)
     onnx_meta = {k: meta[k] for k in ("classes", "channels", "length", "min_length")}
-    val, test = (export.Split(*dm.tensors(part)) for part in ("val", "test"))
-    measured, files = export.measure(model, val, test, folder, onnx_meta, settings)
+    # calibration (static int8) sees the training recordings only; accuracy val and test
+    splits = export.Splits(*(export.Split(*dm.tensors(p)) for p in ("train", "val", "test")))
+    measured, files = export.measure(model, splits, folder, onnx_meta, settings)
     if measured:
-        out |= measured | export.deployed(metrics | measured, settings.deploy)
+        out |= measured | export.deployed(metrics | measured, settings)
     meta["metrics"] = metrics | out
     save_model(file, model, meta)
     if job.store_as is not None:

@@ -14,37 +14,64 @@ import dataclasses
 import logging
 
 import torch
+from torch import nn
 
 from signdistill import pruning, teachers
+from signdistill.distill import KDLoss
+from signdistill.files import cache_key
 from signdistill.fit import accuracy
 from signdistill.jobs import Context, Job, Trained, TrainJob
 from signdistill.models import ConvPoolLSTM
-from signdistill.settings import Settings
+from signdistill.settings import PruneSettings, Recipe, Settings
 from signdistill.sparsity import below_threshold
 
 log = logging.getLogger(__name__)
 
 
 def prune_and_recover(ctx: Context, train_job: TrainJob) -> Trained:
-    """The pruned and recovered teacher (the sparse base model is trained first if missing)."""
+    """The run's own model: the teacher pruned and recovered (``prune``), the sparse base model
+    trained first if missing."""
     s = ctx.settings
-    p = s.prune
-    base = teachers.obtain(ctx, sparse_base_job(s), train_job)
+    base = teachers.obtain(ctx, sparse_base_job(s, s.prune), train_job)
+    loss = s.loss() if s.loss else None
+    return train_job(ctx, recovery_job(ctx, base, s.prune, s.train, loss))
+
+
+def assistant(ctx: Context, train_job: TrainJob) -> Trained:
+    """A teacher's assistant (Mirzadeh et al., 2020) for the run's student: the configured teacher
+    pruned and recovered as ``teacher.prune`` says, trained once per data, split and settings and
+    stored like any teacher, so that distillation goes teacher -> pruned teacher -> student.
+    Its recovery distills from its sparse base model with the standard KD loss (``KDLoss()``'s
+    defaults), whatever the student's ``distill``, so its stored copy serves every student."""
+    s = ctx.settings
+    p = s.teacher.prune
+    base_job = sparse_base_job(s, p)
+    base = teachers.obtain(ctx, base_job, train_job)
+    job = recovery_job(ctx, base, p, s.teacher.train, KDLoss() if p.recover == "kd" else None)
+    base_key = teachers.teacher_key(base_job.network, base_job.recipe, ctx.dm.describe(), s.seed)
+    key = cache_key({"pruned": base_key, "prune": dataclasses.asdict(p)})
+    return teachers.obtain(ctx, dataclasses.replace(job, own=False), train_job, key=key)
+
+
+def recovery_job(
+    ctx: Context, base: Trained, p: PruneSettings, recipe: Recipe, loss: nn.Module | None
+) -> Job:
+    """``base`` pruned by ``p`` and recovered for ``p.recover_epochs`` of ``recipe``: by KD from
+    ``base`` with ``loss`` (``p.recover=kd``) or from the labels alone."""
     smaller = pruning.prune(base.model, p.amount, p.scope, p.floor)
     log.info("pruned %s -> %s", base.model.arch, smaller.arch)
     distilled = p.recover == "kd"
-    job = Job(
+    return Job(
         network=smaller,
-        recipe=s.train.shortened(p.recover_epochs),
-        seed=s.seed,
+        recipe=recipe.shortened(p.recover_epochs),
+        seed=ctx.settings.seed,
         role="pruned",
         kind=f"pruned-{p.recover}",
         teacher=base if distilled else None,
-        loss=s.loss() if distilled and s.loss else None,
+        loss=loss if distilled else None,
         tags={"pruned_from": base.run_id},
         metrics=pruning_metrics(base, smaller, ctx.dm.tensors("test")),
     )
-    return train_job(ctx, job)
 
 
 def pruning_metrics(
@@ -63,10 +90,10 @@ def pruning_metrics(
     }
 
 
-def sparse_base_job(s: Settings) -> Job:
-    """The configured teacher with conv BatchNorms, trained with the sparsity callback (with
-    ``prune.sparsity=null``, without: the ablation without sparsity training)."""
-    sparsity = s.prune.sparsity
+def sparse_base_job(s: Settings, p: PruneSettings) -> Job:
+    """The configured teacher with conv BatchNorms, trained with ``p``'s sparsity callback (with
+    ``sparsity=null``, without: the ablation without sparsity training)."""
+    sparsity = p.sparsity
     callbacks = {"callbacks": {"sparsity": sparsity}} if sparsity else {}
     return teachers.teacher_job(
         dataclasses.replace(s.teacher.model, conv_batchnorm=True),

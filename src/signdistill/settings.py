@@ -28,12 +28,13 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveInt
 from torch import nn
 
 from signdistill.augment import Augment
-from signdistill.config import Paths, validate
+from signdistill.config import CONF_DIR, Paths, validate
 from signdistill.data.datamodule import SignDataModule
 from signdistill.distill import Distiller
 from signdistill.errors import ConfigError
 from signdistill.export import ExportSettings
 from signdistill.families import Spec
+from signdistill.models import ModelSpec
 from signdistill.module import SignClassifier
 from signdistill.tracking import TrackingSettings
 
@@ -89,21 +90,6 @@ class Recipe:
 
 
 @dataclass(frozen=True)
-class TeacherSettings:
-    """The teacher a student learns from (the ``teacher`` node): ``model`` and ``train`` are what
-    it is and how it is trained (built from their ``conf/model`` and ``conf/train`` nodes by
-    :func:`compose`); ``seeds`` makes it an ensemble of those seeds' teachers; ``checkpoint`` uses
-    a given teacher file instead of the store; ``cache_logits`` computes its logits once per run
-    when the student trains on clean data."""
-
-    model: Any
-    train: Any
-    seeds: Annotated[list[NonNegativeInt], Field(min_length=1)] | None = None
-    checkpoint: str | None = None
-    cache_logits: bool = True
-
-
-@dataclass(frozen=True)
 class PruneSettings:
     """How the teacher is pruned and recovered (``conf/prune/``); ``amount=0`` turns it off.
 
@@ -118,6 +104,28 @@ class PruneSettings:
     recover: Literal["kd", "finetune"] = "kd"
     recover_epochs: PositiveInt = 60
     sparsity: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class TeacherSettings:
+    """The teacher a student learns from (the ``teacher`` node): ``model`` and ``train`` are what
+    it is and how it is trained (built from their ``conf/model`` and ``conf/train`` nodes by
+    :func:`compose`); ``seeds`` makes it an ensemble of those seeds' teachers; ``checkpoint`` uses
+    a given teacher file instead of the store; ``prune`` with an amount > 0 makes it a teacher's
+    assistant: that teacher pruned and recovered (``prune@teacher.prune=slim``); ``cache_logits``
+    computes its logits once per run when the student trains on clean data."""
+
+    model: Any
+    train: Any
+    seeds: Annotated[list[NonNegativeInt], Field(min_length=1)] | None = None
+    checkpoint: str | None = None
+    prune: Any = None
+    cache_logits: bool = True
+
+    @property
+    def assistant(self) -> bool:
+        """Whether the student learns from the pruned teacher instead of the teacher."""
+        return self.prune is not None and self.prune.amount > 0
 
 
 @dataclass(frozen=True)
@@ -176,19 +184,27 @@ def choose_task(model: Spec, prune: PruneSettings, teacher: Spec) -> Task:
     """The run's task: pruning when ``prune.amount > 0``, else the model's role.
 
     Pruning starts from the configured teacher (``teacher.model``, sparsity-trained): a run that
-    asks to prune any other model is refused before any work, so that no run records a model it
-    did not train.
+    asks to prune any other model (``model.*`` set to sizes that ``teacher.model`` does not have)
+    is refused before any work, so that no run records a model it did not train. Sizes set on
+    ``teacher.model`` alone are the pruned model's.
     """
     if prune.amount == 0:
         return model.role
+    if not isinstance(teacher, ModelSpec):
+        raise ConfigError(
+            f"prune.amount={prune.amount}: channel pruning applies to the Conv-LSTM family; "
+            f"teacher.model={teacher.name} is not one (prune=none)"
+        )
     if model.role != "teacher":
         raise ConfigError(
             f"prune.amount={prune.amount}: pruning applies to the teacher (model=teacher "
             f"prune=slim); model={model.name} is a {model.role}, which is not pruned. Use "
             "prune=none for a student, or model=teacher to prune the teacher"
         )
+    # The size set on model.* (not on teacher.model.*): its value differs from the teacher's file
+    chosen = instantiate(OmegaConf.load(CONF_DIR / "model" / "teacher.yaml"))
     for key, value in dataclasses.asdict(model).items():
-        if value != getattr(teacher, key):
+        if value != getattr(teacher, key) and value != getattr(chosen, key):
             raise ConfigError(
                 f"model.{key}={value}: a pruned run prunes teacher.model (teacher.model.{key}="
                 f"{getattr(teacher, key)}); set the size on teacher.model instead"
@@ -198,10 +214,17 @@ def choose_task(model: Spec, prune: PruneSettings, teacher: Spec) -> Task:
 
 def _teacher(node: DictConfig) -> TeacherSettings:
     """The teacher a student learns from, its model spec and recipe built."""
-    return TeacherSettings(
+    settings = TeacherSettings(
         model=instantiate(node.model),
         train=Recipe.of(node.train),
         seeds=None if node.seeds is None else list(node.seeds),
         checkpoint=node.checkpoint,
+        prune=instantiate(node.prune) if node.get("prune") else None,
         cache_logits=node.cache_logits,
     )
+    if settings.assistant and not isinstance(settings.model, ModelSpec):
+        raise ConfigError(
+            f"teacher.prune.amount={settings.prune.amount}: a pruned teacher's assistant needs a "
+            f"Conv-LSTM teacher; teacher.model={settings.model.name} is not one"
+        )
+    return settings

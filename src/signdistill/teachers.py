@@ -37,10 +37,13 @@ def teacher_key(model: Spec, train: Recipe, data: Mapping[str, Any], seed: int) 
     return cache_key({"teacher": config, "data": dict(data), "seed": seed})
 
 
-def obtain(ctx: Context, job: Job, train_job: TrainJob, retrain: bool = False) -> Trained:
+def obtain(
+    ctx: Context, job: Job, train_job: TrainJob, retrain: bool = False, key: str | None = None
+) -> Trained:
     """The stored teacher ``job`` describes, trained (once) if missing; ``retrain`` (an explicit
-    ``model=teacher`` run) trains and replaces it even when stored."""
-    key = teacher_key(job.network, job.recipe, ctx.dm.describe(), job.seed)
+    ``model=teacher`` run) trains and replaces it even when stored. ``key``: where it is stored,
+    for a job that starts from a given network (a pruned teacher); by default its spec's key."""
+    key = key or teacher_key(job.network, job.recipe, ctx.dm.describe(), job.seed)
     store = Path(ctx.settings.paths.teachers)
     path = store / key / TEACHER_FILE
     store.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 
 from signdistill import console
 from signdistill.errors import ConfigError
-from signdistill.files import process_alive
+from signdistill.files import process_alive, unwritable
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,9 @@ PID_TAG = "signdistill.pid"
 # (``?workflowType=machine_learning``): every link the project prints does (signdistill.urls).
 KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"
+# When the process named by PID_TAG took the run over (a Unix time), if later than the run's start:
+# a study's run is reopened by each sweep that resumes the study.
+SINCE_TAG = "signdistill.owner_since"
 
 
 class RunLogger(MLFlowLogger):
@@ -100,6 +103,7 @@ def configure(tracking_uri: str, experiment_name: str, artifact_root: str | None
     would retry for minutes).
     """
     check_reachable(tracking_uri)
+    check_writable(tracking_uri, artifact_root)
     mlflow.set_tracking_uri(tracking_uri)
     with _creation_lock(tracking_uri):
         client = mlflow.MlflowClient()
@@ -131,6 +135,41 @@ def check_reachable(tracking_uri: str, timeout_s: float = 5.0) -> None:
         ) from None
 
 
+def check_writable(tracking_uri: str, artifact_root: str | None) -> None:
+    """Refuse a local MLflow store (a ``sqlite:///`` database, an artifact folder) that this
+    process cannot write to, naming the read-only folder or file."""
+    database = tracking_uri.removeprefix("sqlite:///")
+    local = {
+        f"logger.tracking_uri={tracking_uri}": database if database != tracking_uri else None,
+        f"logger.artifact_root={artifact_root}": artifact_root,
+    }
+    for key, path in local.items():
+        where = unwritable(Path(path)) if path else None
+        if where is not None:
+            raise ConfigError(
+                f"{key}: {where} is read-only, and every run writes its MLflow records there; "
+                "make it writable, or run from (or set paths.root to) a writable folder"
+            )
+
+
+def owner_tags(since: float | None = None) -> dict[str, str]:
+    """The tags that name this machine and process as a run's owner (see :func:`fail_stale_runs`);
+    ``since``: when this process took over a run that an earlier one started."""
+    tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+    if since is not None:
+        tags[SINCE_TAG] = f"{since:.3f}"
+    return tags
+
+
+def owner_alive(run: mlflow.entities.Run) -> bool:
+    """Whether the process that owns ``run`` may still be running: it is this process, runs on
+    another machine (which cannot be known from here), or is alive here."""
+    tags = run.data.tags
+    if tags.get(HOST_TAG) != socket.gethostname():
+        return HOST_TAG in tags
+    return tags.get(PID_TAG) == str(os.getpid()) or not _process_gone(run)
+
+
 def fail_stale_runs(client: mlflow.MlflowClient, experiment_id: str) -> list[str]:
     """Mark FAILED the RUNNING runs whose process on this machine is gone (killed with SIGKILL,
     or the machine went down); returns their ids. Runs of other machines are left alone."""
@@ -148,9 +187,11 @@ def fail_stale_runs(client: mlflow.MlflowClient, experiment_id: str) -> list[str
 
 
 def _process_gone(run: mlflow.entities.Run) -> bool:
-    """True if the run's process no longer exists, or its pid now belongs to a later process."""
+    """True if the run's process no longer exists, or its pid now belongs to a process started
+    after the run was started (or taken over: ``SINCE_TAG``)."""
     pid = int(run.data.tags.get(PID_TAG, "0"))
-    return pid > 0 and not process_alive(pid, started_before=run.info.start_time / 1000 + 1)
+    since = float(run.data.tags.get(SINCE_TAG, run.info.start_time / 1000))
+    return pid > 0 and not process_alive(pid, started_before=since + 1)
 
 
 def ensure_sqlite_folder(url: str) -> None:
@@ -184,7 +225,7 @@ def run(
     active = mlflow.start_run(
         experiment_id=experiment_id,
         run_name=run_name,
-        tags={**tags, HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
+        tags={**tags, **owner_tags()},
         parent_run_id=parent_run_id,
     )
     try:

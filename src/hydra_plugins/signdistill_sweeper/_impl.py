@@ -24,18 +24,24 @@ import optuna
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.exceptions import ExperimentalWarning
 from optuna.samplers import GridSampler
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, Trial, TrialState
-from sqlalchemy.engine import make_url
 
 from hydra_plugins.signdistill_sweeper import _results, job
 from hydra_plugins.signdistill_sweeper._sampling import sampler
-from hydra_plugins.signdistill_sweeper._space import SearchSpace
+from hydra_plugins.signdistill_sweeper._space import SearchSpace, SweepInputError
+from hydra_plugins.signdistill_sweeper._storage import (
+    heartbeat_interval,
+    journal_path,
+    open_storage,
+)
+from signdistill.errors import UserError
 from signdistill.overrides import override_value
 from signdistill.urls import redact_url
 
@@ -47,10 +53,17 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_FAILURES = 3  # when neither max_failures nor max_failure_rate is set
 PRUNING_TARGET = f"{job.__name__}.{job.pruning_callback.__name__}"
 EXCLUDE_KEYS = "hydra.job.config.override_dirname.exclude_keys"
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+THREADS_KEY = "threads"  # the task's torch intra-op threads (conf/config.yaml)
 
 
 class SweepFailedError(RuntimeError):
     """More trials failed than ``max_failures`` or ``max_failure_rate`` allows."""
+
+
+class JobLostError(RuntimeError):
+    """A parallel launcher raised instead of returning a round's results (a job killed, timed out
+    or lost with its node: joblib and submitit raise for the whole round)."""
 
 
 class OptunaSweeperImpl:
@@ -80,6 +93,7 @@ class OptunaSweeperImpl:
     def sweep(self, arguments: list[str]) -> None:
         """Run ``n_trials`` new trials, ``n_jobs`` at a time, then save the study's results."""
         s = self.settings
+        # a search space Optuna cannot sample is refused here, before any study or MLflow run
         space = SearchSpace.parse(OmegaConf.to_container(s.params) if s.params else {}, arguments)
         self.storage = self._storage()
         study = self._study(space)
@@ -93,13 +107,12 @@ class OptunaSweeperImpl:
             self.directions,
             runs.parent_id if runs else "none (the task config has no logger.parent_run_id)",
         )
-        failures, launched = 0, 0
-        while launched < s.n_trials and not _grid_exhausted(study):
-            told = self._round(study, space, runs, min(s.n_jobs, s.n_trials - launched))
-            launched += len(told)
-            failed = [t for t in told if t.state == TrialState.FAIL]
-            failures += len(failed)
-            self._check_failures(failures, failed, len(told))
+        try:
+            launched = self._trials(study, space, runs)
+        except BaseException as e:  # the study's run ends FAILED, or KILLED on a signal
+            if runs:
+                runs.end(e)
+            raise
         if launched < s.n_trials:
             log.info(
                 "The grid is exhausted (every point has been tried): the sweep ends after %d of "
@@ -110,6 +123,18 @@ class OptunaSweeperImpl:
         if runs:
             runs.finish()
         _results.save(study, Path(self.config.hydra.sweep.dir))
+
+    def _trials(self, study: optuna.Study, space: SearchSpace, runs: StudyRuns | None) -> int:
+        """Launch up to ``n_trials`` trials, ``n_jobs`` at a time; returns how many ran."""
+        s = self.settings
+        failures, launched = 0, 0
+        while launched < s.n_trials and not _grid_exhausted(study):
+            told = self._round(study, space, runs, min(s.n_jobs, s.n_trials - launched))
+            launched += len(told)
+            failed = [t for t in told if t.state == TrialState.FAIL]
+            failures += len(failed)
+            self._check_failures(failures, failed, len(told))
+        return launched
 
     def _round(
         self, study: optuna.Study, space: SearchSpace, runs: StudyRuns | None, n: int
@@ -129,19 +154,20 @@ class OptunaSweeperImpl:
             runs.update_front(study)
         return told
 
-    def _storage(self) -> RDBStorage | None:
-        """The study's database, with heartbeats; None for an in-memory study."""
+    def _storage(self) -> BaseStorage | None:
+        """The study's database (with heartbeats) or journal file (``journal://<path>``, none);
+        None for an in-memory study."""
         s = self.settings
         if s.storage is None:
             return None
-        _create_sqlite_folder(s.storage)
-        with _heartbeat_warnings_off():
-            return RDBStorage(
-                s.storage,
-                heartbeat_interval=s.heartbeat_interval,
-                grace_period=s.grace_period,
-                heartbeat_stale_trial_callback=self.stale,
+        if journal_path(s.storage) is not None:
+            log.info(
+                "Journal storage: Optuna keeps no heartbeats there, so a trial whose worker is "
+                "killed stays RUNNING%s",
+                "" if not s.max_retry else " and is not retried (hydra.sweeper.max_retry)",
             )
+        with _heartbeat_warnings_off():
+            return open_storage(s.storage, s.heartbeat_interval, s.grace_period, self.stale)
 
     def _study(self, space: SearchSpace) -> optuna.Study:
         """The study, created on first use; its objectives carry their names when the task's are
@@ -170,9 +196,12 @@ class OptunaSweeperImpl:
         from hydra_plugins.signdistill_sweeper._tracking import StudyRuns
 
         reference = self.settings.hypervolume_reference
-        return StudyRuns.open(
-            logger, study, self.settings.storage, objective_names(study), reference
-        )
+        try:
+            return StudyRuns.open(
+                logger, study, self.settings.storage, objective_names(study), reference
+            )
+        except UserError as e:  # e.g. a read-only mlruns/: one line, as in a single run
+            raise SweepInputError(str(e)) from None
 
     def _configure(self, trial: Trial, space: SearchSpace) -> None:
         """Record the fixed values with the trial, then let ``custom_search_space`` suggest more."""
@@ -194,26 +223,33 @@ class OptunaSweeperImpl:
         batch = []
         for trial in trials:
             params = [f"{k}={override_value(v)}" for k, v in trial.params.items()]
-            internal = self._internal_overrides(study, trial, runs, len(repeats))
+            internal = self._internal_overrides(study, trial, runs, space, len(repeats))
             for value in repeats:
                 repeat = [] if value is None else [f"{s.repeat_key}={override_value(value)}"]
                 batch.append([*space.fixed_lines(), *params, *repeat, *internal])
-        results = self.launcher.launch(batch, initial_job_idx=self.job_idx)
+        results = _launched(self.launcher, batch, self.job_idx)
         self.job_idx += len(results)
         n = len(repeats)
         return [list(results[i * n : (i + 1) * n]) for i in range(len(trials))]
 
     def _internal_overrides(
-        self, study: optuna.Study, trial: Trial, runs: StudyRuns | None, n_repeats: int
+        self,
+        study: optuna.Study,
+        trial: Trial,
+        runs: StudyRuns | None,
+        space: SearchSpace,
+        n_repeats: int,
     ) -> list[str]:
         """The sweeper's own overrides of a trial's jobs, kept out of ``override_dirname``.
 
-        Tracked studies make the job's run a tagged child of the study's run. Pruned studies
+        Tracked studies make the job's run a tagged child of the study's run. Jobs that run side
+        by side get ``trial_threads`` torch threads each (:meth:`_trial_threads`). Pruned studies
         (one objective, a pruner, no repeats: repeats would report the same epochs to one trial)
         add Optuna's Lightning pruning callback to the task's callbacks.
         """
         s = self.settings
         internal = runs.trial_overrides(study.study_name, trial.number) if runs else {}
+        internal |= self._trial_threads(space, n_repeats)
         if len(self.directions) == 1 and s.pruner and n_repeats == 1:
             if s.storage is None:
                 raise ValueError("a pruned study needs hydra.sweeper.storage: jobs load it there")
@@ -235,6 +271,19 @@ class OptunaSweeperImpl:
             *(f"{key}={override_value(value)}" for key, value in internal.items()),
             f"{EXCLUDE_KEYS}={override_value(excluded)}",
         ]
+
+    def _trial_threads(self, space: SearchSpace, n_repeats: int) -> dict[str, int]:
+        """``threads=<trial_threads>`` when a parallel launcher runs several jobs of a round at
+        once (``n_jobs`` trials, or a trial's repeats), so that they do not oversubscribe the
+        cores; nothing if the task config has no ``threads`` key, if the command line or the
+        search space sets it, or with Hydra's basic launcher (one job at a time)."""
+        threads = self.settings.trial_threads
+        side_by_side = self.settings.n_jobs * n_repeats > 1
+        if threads is None or not side_by_side or _sequential(self.launcher):
+            return {}
+        if THREADS_KEY not in self.config or space.sets(THREADS_KEY):
+            return {}
+        return {THREADS_KEY: threads}
 
     def _tell(
         self, study: optuna.Study, trial: Trial, rets: Sequence[JobReturn], runs: StudyRuns | None
@@ -336,11 +385,32 @@ def _dotpath(path: str) -> str:
     return path.lstrip(".")
 
 
-def _create_sqlite_folder(url: str) -> None:
-    """SQLite creates a database file, not its folder (the default ``mlruns/optuna.db``)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+def _sequential(launcher: Launcher) -> bool:
+    """Hydra's basic launcher runs a round's jobs one after another, in the sweep's process.
+
+    Compared by name: Hydra's plugin scan may load its module again, making a second class.
+    """
+    return any(f"{c.__module__}.{c.__qualname__}" == BASIC_LAUNCHER for c in type(launcher).__mro__)
+
+
+def _launched(launcher: Launcher, batch: list[list[str]], job_idx: int) -> list[JobReturn]:
+    """The launcher's results of one round's jobs.
+
+    A job that raises comes back as a failed ``JobReturn`` from every launcher. A job that never
+    returns (killed, out of memory, past its time limit, its node lost) makes joblib and
+    submitit raise for the whole round instead: then every job of the round is failed with that
+    error (loky stops the round's other workers; submitit's keep running, unawaited), and the
+    sweep goes on. Hydra's basic launcher runs jobs in this process: its errors still end the
+    sweep, as before.
+    """
+    try:
+        return list(launcher.launch(batch, initial_job_idx=job_idx))
+    except Exception as e:
+        if _sequential(launcher):
+            raise
+        lost = JobLostError(f"a job of its round did not return ({type(e).__name__}: {e})")
+        log.warning("The launcher raised for a round of %d jobs: %s", len(batch), lost)
+        return [JobReturn(status=JobStatus.FAILED, _return_value=lost) for _ in batch]
 
 
 @contextmanager
@@ -359,13 +429,15 @@ def _heartbeat_warnings_off() -> Iterator[None]:
 
 
 @contextmanager
-def _heartbeat(storage: RDBStorage | None, trials: list[Trial]) -> Iterator[None]:
+def _heartbeat(storage: BaseStorage | None, trials: list[Trial]) -> Iterator[None]:
     """Beat for the running trials so other workers can tell this one is alive.
 
     Optuna beats only inside ``study.optimize``; with ask/tell the storage's public
-    ``record_heartbeat`` is called here from a daemon thread.
+    ``record_heartbeat`` is called here from a daemon thread, in the sweep's process, for as long
+    as the launcher has the round's jobs (in this process or others: joblib, submitit). A journal
+    file keeps no heartbeats.
     """
-    interval = storage.get_heartbeat_interval() if storage is not None else None
+    interval = heartbeat_interval(storage)
     if not interval:
         yield
         return

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 PARENT_ATTR = "mlflow_parent_run_id"
 NOTE = "mlflow.note.content"  # a run's description in the MLflow UI (markdown)
 RUN_ATTR = "mlflow_run_ids"
+ERROR_TAG = "signdistill.error"  # why the study's run ended FAILED or KILLED
 
 
 class StudyRuns:
@@ -222,16 +223,41 @@ class StudyRuns:
         return self._experiment_id
 
     def finish(self) -> None:
-        mlflow.MlflowClient().set_terminated(
-            self.parent_id, RunStatus.to_string(RunStatus.FINISHED)
-        )
+        """End the study's run FINISHED, if this process owns it (see :func:`parent_run`)."""
+        if self._owned():
+            mlflow.MlflowClient().set_terminated(
+                self.parent_id, RunStatus.to_string(RunStatus.FINISHED)
+            )
+
+    def end(self, error: BaseException) -> None:
+        """End the study's run after the sweep stopped on ``error``: KILLED on Ctrl-C or SIGTERM
+        (in a job too, which then exits), else FAILED; the error is its ``signdistill.error``."""
+        if not self._owned():
+            return
+        killed = isinstance(error, KeyboardInterrupt | SystemExit)
+        client = mlflow.MlflowClient()
+        client.set_tag(self.parent_id, ERROR_TAG, f"{type(error).__name__}: {error}"[:5000])
+        status = RunStatus.KILLED if killed else RunStatus.FAILED
+        client.set_terminated(self.parent_id, RunStatus.to_string(status))
+
+    def _owned(self) -> bool:
+        """Whether this process owns the study's run; a worker that joined another's leaves its
+        status to that one."""
+        tags = mlflow.MlflowClient().get_run(self.parent_id).data.tags
+        return all(tags.get(key) == value for key, value in tracking.owner_tags().items())
 
 
 def parent_run(study: optuna.Study, experiment_id: str, storage: str | None) -> str:
-    """The study's MLflow parent run id, created on first use and kept in the study's attrs."""
+    """The study's MLflow parent run id, created on first use and kept in the study's attrs.
+
+    The run names its owner, this machine and process (``tracking.owner_tags``), so that a sweep
+    killed outright (SIGKILL) leaves it to be marked FAILED by the next run here
+    (``tracking.fail_stale_runs``). A resumed study's run is taken over by this process, unless
+    another live process (a worker sharing the study) has it RUNNING: then this one joins it.
+    """
     known = study.user_attrs.get(PARENT_ATTR)
     if known:
-        mlflow.MlflowClient().update_run(known, status="RUNNING")
+        _reopen(known)
         return known
     run = mlflow.MlflowClient().create_run(
         experiment_id,
@@ -240,7 +266,24 @@ def parent_run(study: optuna.Study, experiment_id: str, storage: str | None) -> 
             "optuna.study_name": study.study_name,
             "optuna.storage": redact_url(storage) if storage else "in-memory",
             "role": "study",
+            **tracking.owner_tags(),
         },
     )
     study.set_user_attr(PARENT_ATTR, run.info.run_id)
     return run.info.run_id
+
+
+def _reopen(run_id: str) -> None:
+    """Take the study's run over (RUNNING, owned by this process), or join it if another live
+    process has it RUNNING."""
+    client = mlflow.MlflowClient()
+    run = client.get_run(run_id)
+    if run.info.status == "RUNNING" and tracking.owner_alive(run):
+        owner = run.data.tags.get(tracking.PID_TAG)
+        log.info("study run %s: RUNNING in process %s, which this sweep joins", run_id, owner)
+        return
+    for key, value in tracking.owner_tags(since=time.time()).items():
+        client.set_tag(run_id, key, value)
+    if ERROR_TAG in run.data.tags:  # why it ended last time: no longer true of a RUNNING run
+        client.delete_tag(run_id, ERROR_TAG)
+    client.update_run(run_id, status="RUNNING")

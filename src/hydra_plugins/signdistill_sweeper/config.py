@@ -111,7 +111,8 @@ class OptunaSweeperConf:
     pruner: Any = None  # instantiable Optuna pruner (single-objective studies only)
     study_name: Optional[str] = "signdistill"  # null: a name Optuna makes up
     # Any SQLAlchemy URL; a SQLite file by default so the study survives its process (resume);
-    # null: an in-memory study, gone with the process.
+    # journal://<path> (journal:///abs/optuna.log): Optuna's journal file, for a shared filesystem
+    # without a database server (no heartbeats); null: an in-memory study, gone with the process.
     storage: Optional[str] = "sqlite:///mlruns/optuna.db"
     # Optimization directions: `direction` (a string or a list, as in the official plugin) or
     # `directions` (a list), one per objective; minimize one objective when neither is set.
@@ -121,7 +122,13 @@ class OptunaSweeperConf:
     # float (one objective) or a list/tuple (several) needs none.
     objectives: Optional[list[str]] = None
     n_trials: int = 20  # new trials per invocation; re-running the command resumes the study
-    n_jobs: int = 1  # trials asked per round and handed to the launcher together
+    # Trials asked per round and handed to the launcher together: with a parallel launcher
+    # (hydra/launcher=joblib, submitit_local, submitit_slurm) they run side by side.
+    n_jobs: int = 1
+    # Torch threads per job (the task's `threads` key) when a parallel launcher runs several jobs
+    # of a round at once, so that they do not oversubscribe the cores; a `threads` value on the
+    # command line wins; null: leave the task's own.
+    trial_threads: Optional[int] = 1
     # Failure limits: stop once more than `max_failures` trials of this invocation have failed,
     # or (official key) once a round's failed fraction exceeds `max_failure_rate`. Each applies
     # when set; with neither set, max_failures is 3.

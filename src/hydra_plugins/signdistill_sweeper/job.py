@@ -23,11 +23,13 @@ def running_trial(
 
     Optuna keeps no pruner in its storage, and a study loaded without one prunes with a default
     ``MedianPruner``: so the sweeper passes its pruner's config, and ``trial.should_prune()`` here
-    asks the configured pruner.
+    asks the configured pruner. ``storage`` is the sweeper's URL: a database or a journal file.
     """
     import optuna
 
-    study = optuna.load_study(study_name=study_name, storage=storage, pruner=pruner)
+    from hydra_plugins.signdistill_sweeper._storage import open_storage
+
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage), pruner=pruner)
     return optuna.trial.Trial(study, trial_id)
 
 

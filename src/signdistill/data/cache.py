@@ -19,7 +19,7 @@ import numpy as np
 
 from signdistill.data.recordings import Recordings
 from signdistill.errors import DataError
-from signdistill.files import atomic_write_bytes, cache_key
+from signdistill.files import atomic_write_bytes, cache_key, unwritable
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +58,25 @@ def cached(
     """Return the dataset for ``config`` from ``cache_dir``, building and storing it on a miss.
 
     A cache file that cannot be read back (truncated, corrupt) is deleted and rebuilt, with a
-    warning naming it: it holds nothing that ``build`` cannot make again.
+    warning naming it: it holds nothing that ``build`` cannot make again. A read-only cache folder
+    serves what it holds; a miss there is refused before ``build`` reads anything.
     """
     path = Path(cache_dir).expanduser() / f"{name}-{cache_key(config)}.npz"
+    read_only = unwritable(path.parent)
     if path.exists():
         try:
             return load_recordings(path)
         except DataError as e:
+            if read_only is not None:  # cannot be rebuilt here
+                raise DataError(f"{e}; its folder is read-only: set paths.cache elsewhere") from e
             log.warning("%s; deleting it and rebuilding the dataset", e)
             path.unlink(missing_ok=True)
+    if read_only is not None:
+        where = "" if read_only == path.parent.absolute() else f" ({read_only})"
+        raise DataError(
+            f"{path.parent}: the dataset cache folder is read-only{where} and does not hold this "
+            "dataset yet; make it writable, or set paths.cache to a writable folder"
+        )
     rec = build()
     save_recordings(path, rec)
     log.info("cached %s dataset at %s", name, path)

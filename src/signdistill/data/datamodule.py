@@ -36,7 +36,9 @@ class Source(Protocol):
 
     A source whose recordings come with a fixed train/test split (``Recordings.partition``) also
     has a true ``partitioned`` attribute, so ``data.split=predefined`` is checked before loading;
-    a source without the attribute has no partitions.
+    a source without the attribute has no partitions. A source whose groups are not subjects (or
+    sessions) has a false ``has_subjects`` attribute, so ``data.split=subject`` is refused before
+    loading; a source without the attribute names its subjects.
     """
 
     def load(self, cache_dir: str | Path) -> Recordings: ...
@@ -63,13 +65,7 @@ class SignDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         check_split_settings(split, fold, n_folds, val_fraction, test_fraction)
-        if split == "predefined" and not getattr(source, "partitioned", False):
-            raise DataError(
-                f"data.split=predefined: data.source ({type(source).__name__}) has no predefined "
-                "train/test partitions; for a folder of train/ and test/ folders set "
-                "data.source.layout=splits (data=ts always has them), or use "
-                "data.split=stratified or subject"
-            )
+        _check_source_split(source, split)
         if batch_size < 2:
             raise DataError(
                 f"data.batch_size={batch_size}: must be >= 2 (BatchNorm needs two recordings "
@@ -207,3 +203,26 @@ class NoSingletonBatchSampler(BatchSampler):
     def _folds(self, last: int, n_batches: int) -> bool:
         """Whether a final batch of ``last`` recordings (of ``n_batches``) joins the one before."""
         return n_batches > 1 and last == 1 < self.batch_size
+
+
+def _check_source_split(source: Source, split: SplitHow) -> None:
+    """Refuse a split the source cannot give: predefined partitions it lacks, or subjects it does
+    not name (each recording would be its own subject)."""
+    if split == "predefined" and not getattr(source, "partitioned", False):
+        raise DataError(
+            f"data.split=predefined: data.source ({type(source).__name__}) has no predefined "
+            "train/test partitions; for a folder of train/ and test/ folders set "
+            "data.source.layout=splits (data=ts always has them), or use "
+            "data.split=stratified or subject"
+        )
+    if split == "subject" and not getattr(source, "has_subjects", True):
+        fix = "use data.split=stratified"
+        if hasattr(source, "subject_pattern"):
+            fix = (
+                "set data.source.subject_pattern (a regex on the file names giving the "
+                "subject, e.g. '(subject\\d+)_'), or " + fix
+            )
+        raise DataError(
+            f"data.split=subject: data.source ({type(source).__name__}) names no subjects, "
+            f"so every recording would be its own subject; {fix}"
+        )

@@ -96,6 +96,11 @@ class FolderDataset:
             raise DataError(f"data.source.root={self.root!r}: no such data folder")
 
     @property
+    def has_subjects(self) -> bool:
+        """Whether the file names give each recording's subject (``subject_pattern``)."""
+        return self.subject_pattern is not None
+
+    @property
     def partitioned(self) -> bool:
         """Whether the recordings come in predefined train/val/test partitions."""
         return self.layout == "splits"

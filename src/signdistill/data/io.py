@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -42,6 +43,13 @@ def read_csv(path: Path) -> tuple[np.ndarray, list[str]]:
     except ValueError as e:
         raise DataError(f"{path}: non-numeric values ({e})") from e
     names = [str(c) for c in frame.columns]
+    unnamed = [name for name in names if re.fullmatch(r"Unnamed: \d+", name)]
+    if unnamed:  # e.g. pandas' DataFrame.to_csv with its index: the row number is no channel
+        raise DataError(
+            f"{path}: column {unnamed[0]!r} has no name in the header (a row index, as pandas "
+            "writes with to_csv(index=True)?); name every channel in the header, or write the "
+            "file without the index (to_csv(..., index=False))"
+        )
     # pandas fills a short row with NaN, and takes the first column as an index when every row is
     # one value longer than the header: both are reported as the line they come from.
     if not frame.index.equals(pd.RangeIndex(len(frame))) or not np.isfinite(values).all():
@@ -142,7 +150,9 @@ def class_folders(
     """{class name: sorted files} for ``root/<class>/<file>``; empty or tiny classes are errors,
     and so are fewer than ``min_classes`` classes (a classifier needs two).
 
-    Hidden entries (``.DS_Store``, editor swap files) are skipped.
+    Hidden entries (``.DS_Store``, editor swap files) are skipped; a symbolic link that leads
+    nowhere (to itself, in a loop, to a missing file) is an error naming it, not a recording
+    silently left out.
     """
     if not root.is_dir():
         raise DataError(f"{root}: no such data folder")
@@ -156,9 +166,14 @@ def class_folders(
         )
     classes = {}
     for folder in folders:
-        files = sorted(
-            p for p in folder.glob(pattern) if p.is_file() and not p.name.startswith(".")
-        )
+        entries = [p for p in folder.glob(pattern) if not p.name.startswith(".")]
+        broken = next((p for p in sorted(entries) if p.is_symlink() and not p.exists()), None)
+        if broken is not None:
+            raise DataError(
+                f"{broken}: a symbolic link that leads nowhere (to itself, in a loop, or to a "
+                "missing file); remove it or point it at a recording"
+            )
+        files = sorted(p for p in entries if p.is_file())
         if not files:
             raise DataError(f"{folder}: empty class folder (no {pattern} files)")
         if len(files) < min_per_class:

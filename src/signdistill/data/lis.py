@@ -33,6 +33,7 @@ from signdistill.data.cache import cached
 from signdistill.data.io import check_finite, class_folders, listing, read_json
 from signdistill.data.recordings import Recordings
 from signdistill.errors import DataError
+from signdistill.files import unwritable
 
 log = logging.getLogger(__name__)
 
@@ -143,14 +144,16 @@ def _block(path: Path, doc: dict[str, Any], group: str) -> np.ndarray:
         rows = doc["emg"]["data"] if group == "emg" else [s[group] for s in doc["imu"]["data"]]
     except (KeyError, TypeError, IndexError) as e:
         raise DataError(f"{path}: not a LIS recording ({field} missing or malformed: {e!r})") from e
-    try:
-        block = np.asarray(rows, dtype=np.float32)
-    except (TypeError, ValueError) as e:
+    try:  # without a dtype, so that numbers written as strings ("12") are not converted
+        block = np.asarray(rows)
+    except (TypeError, ValueError) as e:  # ragged
         problem = _row_problem(rows, width) or f"non-numeric values ({e})"
         raise DataError(f"{path}: {field}: {problem}") from e
     if block.ndim != 2 or block.shape[1] != width:
         raise DataError(f"{path}: {field}: {_row_problem(rows, width) or block.shape}")
-    return block
+    if block.dtype.kind not in "iuf":  # strings, booleans, nulls: JSON values that are no number
+        raise DataError(f"{path}: {field}: {_not_a_number(rows)}")
+    return block.astype(np.float32)
 
 
 def _row_problem(rows: Any, width: int) -> str | None:
@@ -164,6 +167,18 @@ def _row_problem(rows: Any, width: int) -> str | None:
         if not isinstance(row, list) or len(row) != width:
             return f"sample {i} is {str(row)[:60]}, expected {width} values"
     return None
+
+
+def _not_a_number(rows: list[list[Any]]) -> str:
+    """The first value of ``rows`` that is not a JSON number, as 'sample i, value j is ...'."""
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return (
+                    f"sample {i}, value {j} is {value!r} ({type(value).__name__}), expected a "
+                    "number"
+                )
+    return "values that are not numbers"
 
 
 def _session(path: Path, timestamp: Any) -> str:
@@ -208,6 +223,13 @@ def download_and_extract(url: str, sha256: str | None, target: Path) -> None:
     Extraction happens in a temporary folder beside ``target`` and is renamed into place, so an
     interrupted download never leaves a half-extracted copy that a later run would trust.
     """
+    read_only = unwritable(target.parent)
+    if read_only is not None:
+        raise DataError(
+            f"{target.parent}: the cache folder the dataset would be downloaded to is read-only "
+            f"({read_only}); make it writable, set paths.cache to a writable folder, or set "
+            "SIGNDISTILL_LIS_ROOT (data.source.root) to a local copy"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".lis-") as tmp:
         archive = Path(tmp) / "archive.zip"

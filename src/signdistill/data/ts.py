@@ -84,6 +84,7 @@ class TsDataset:
     missing: Missing = "error"
 
     partitioned: ClassVar[bool] = True  # its recordings come in the archive's train/test split
+    has_subjects: ClassVar[bool] = False  # a case's group is its file and line
 
     def __post_init__(self) -> None:
         """Refuse a bad configuration before any file is parsed (checking that the files exist)."""
