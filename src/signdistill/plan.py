@@ -101,7 +101,8 @@ def macs(spec: Spec, dm: SignDataModule) -> float:
 
 def forward_macs(network: nn.Module, shape: tuple[int, ...]) -> float:
     """Multiply-accumulates of ``network``'s convolutions, linear layers and LSTMs on an input of
-    ``shape`` (everything else, pooling and normalization, is cheap beside them)."""
+    ``shape`` (everything else, pooling and normalization, is cheap beside them). Counted by hand:
+    ``torch.utils.flop_counter`` counts 0 for ``nn.LSTM`` on CPU (its fused op has no formula)."""
     total = 0.0
 
     def count(module: nn.Module, inputs: tuple, output: torch.Tensor | tuple) -> None:
