@@ -173,7 +173,25 @@ def assert_no_run_left(root: Path) -> None:
         assert not client.search_runs(experiments)
 
 
-@pytest.mark.parametrize("case", list(TRAIN_CASES))
+# One case per source of error stays in the fast suite (the config check, Hydra's own, a model
+# file, a data file, a sweep's search space); each case is a `src/train.py` process of several
+# seconds, so the others run with the end-to-end tests (-m slow).
+FAST_TRAIN_CASES = {
+    "seed=abc",
+    "model=nope",
+    "teacher.checkpoint={evil}",
+    "data=folder data.source.root={one_class}",
+    "-m +sweeps=student_pareto distill.temperature=interval(10.0,1.0)",
+}
+FAST_PREDICT_CASES = {"{evil} {recording}", "{good} {recording} -k 0"}
+
+
+def cases(all_cases: dict, fast: set[str]) -> list:
+    """``all_cases``' keys as parameters, those not in ``fast`` behind the slow marker."""
+    return [pytest.param(c, marks=[] if c in fast else pytest.mark.slow) for c in all_cases]
+
+
+@pytest.mark.parametrize("case", cases(TRAIN_CASES, FAST_TRAIN_CASES))
 def test_bad_train_input_is_one_clear_message_and_exit_2(tmp_path, case):
     if "accelerator=gpu" in case and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
@@ -200,7 +218,7 @@ PREDICT_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(PREDICT_CASES))
+@pytest.mark.parametrize("case", cases(PREDICT_CASES, FAST_PREDICT_CASES))
 def test_bad_predict_input_is_one_clear_message_and_exit_2(tmp_path, case):
     paths = files(tmp_path / "files")
     args = case.format(**paths, good=tmp_path / "files" / "good.pt", root=tmp_path).split()
@@ -210,12 +228,13 @@ def test_bad_predict_input_is_one_clear_message_and_exit_2(tmp_path, case):
     assert not (tmp_path / "files" / "pwned").exists()
 
 
-@pytest.mark.parametrize("bad", ["seed=abc", "model=nope"])  # ours, and Hydra's own
+@pytest.mark.parametrize("bad", ["seed=abc", pytest.param("model=nope", marks=pytest.mark.slow)])
 def test_debug_shows_the_traceback_and_still_exits_2(tmp_path, bad):
     done = run(train_command(tmp_path, bad, "--debug"), tmp_path)
     assert done.returncode == 2 and "Traceback" in done.stderr, done.stderr[-2000:]
 
 
+@pytest.mark.slow  # trains a teacher, then runs again
 def test_a_corrupt_stored_teacher_is_named_with_what_to_do(tmp_path):
     assert run(train_command(tmp_path, "+recipe=kd"), tmp_path).returncode == 0  # stores one
     (stored,) = (tmp_path / "mlruns" / "teachers").glob("*/teacher.pt")

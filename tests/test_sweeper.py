@@ -544,6 +544,7 @@ def test_dummy_sweep_logs_trials_as_child_runs_and_resumes(root):
     assert [tagged[str(i)] == "true" for i in range(5)] == expected  # old runs re-tagged
 
 
+@pytest.mark.slow  # a subprocess sweep of the dummy app
 def test_trial_jobs_get_the_tracking_overrides_of_the_task_contract(root):
     result = app_sweep(root, "hydra.sweeper.n_trials=2")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -555,6 +556,7 @@ def test_trial_jobs_get_the_tracking_overrides_of_the_task_contract(root):
         assert cfg.train.callbacks == {}  # no pruner: no pruning callback
 
 
+@pytest.mark.slow  # a subprocess sweep of the dummy app
 def test_a_value_fixed_on_the_command_line_holds_for_every_trial(root):
     # width is swept in the app's config; a plain value on the command line fixes it
     result = app_sweep(root, "width=2.0", "x=interval(0.9, 1.0)")
@@ -568,6 +570,7 @@ def test_a_value_fixed_on_the_command_line_holds_for_every_trial(root):
     assert {cfg.width for cfg in job_configs(root)} == {2.0}
 
 
+@pytest.mark.slow  # a subprocess sweep of the dummy app
 @pytest.mark.parametrize(
     ("returns", "settings"),
     [
@@ -586,6 +589,7 @@ def test_tasks_returning_a_float_or_a_list_complete_their_trials(root, returns, 
         assert t.values == pytest.approx([val_acc, 1000.0 * width][: len(t.values)])
 
 
+@pytest.mark.slow  # a subprocess sweep of the dummy app
 def test_a_task_returning_something_else_fails_its_trial_and_the_sweep_goes_on(root):
     result = app_sweep(root, "returns=nothing")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -596,6 +600,7 @@ def test_a_task_returning_something_else_fails_its_trial_and_the_sweep_goes_on(r
     assert set(children["tags.optuna.trial_state"]) == {"FAIL"}
 
 
+@pytest.mark.slow  # a subprocess sweep of the dummy app
 def test_a_grid_sweep_that_runs_out_of_points_ends_cleanly(root):
     result = app_sweep(
         root,
@@ -619,6 +624,7 @@ def test_a_grid_sweep_that_runs_out_of_points_ends_cleanly(root):
     assert "after 0 of 3 trials" in again.stdout  # a resumed, finished grid: nothing to do
 
 
+@pytest.mark.slow  # a subprocess sweep of the dummy app
 def test_the_sweepers_overrides_stay_out_of_override_dirname(root):
     result = app_sweep(
         root,
@@ -640,6 +646,7 @@ def test_the_sweepers_overrides_stay_out_of_override_dirname(root):
         assert cfg.train.callbacks == {}  # callbacks_key moved the pruning callback
 
 
+@pytest.mark.slow  # a subprocess sweep of the dummy app
 def test_dummy_failures_are_recorded_and_the_sweep_goes_on_until_capped(root):
     result = app_sweep(
         root, "fail_above=0.5", "hydra.sweeper.n_trials=20", "hydra.sweeper.max_failures=2"
@@ -667,6 +674,7 @@ def test_dummy_failures_are_recorded_and_the_sweep_goes_on_until_capped(root):
     assert "max_failures=2" in parent["tags.signdistill.error"]
 
 
+@pytest.mark.slow  # a subprocess sweep of the dummy app
 def test_dummy_pruned_trials_are_pruned_not_failed(root):
     pruner = "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:0.18}"
     result = app_sweep(root, *SINGLE, "hydra.sweeper.n_trials=3", pruner)
@@ -687,6 +695,7 @@ def test_dummy_pruned_trials_are_pruned_not_failed(root):
     assert callback.pruner == {"_target_": "optuna.pruners.ThresholdPruner", "lower": 0.18}
 
 
+@pytest.mark.slow  # a subprocess sweep of the dummy app
 def test_dummy_repeats_are_averaged(root):
     result = app_sweep(
         root,
@@ -719,6 +728,7 @@ def _wait_for_trial_run(root: Path, deadline_s: float) -> None:
     raise AssertionError("trial 0 never started its run")
 
 
+@pytest.mark.slow  # a subprocess sweep of the dummy app
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_dummy_killed_worker_trial_is_failed_and_retried(root):
     beat = ["hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=2"]
@@ -761,6 +771,7 @@ def test_dummy_killed_worker_trial_is_failed_and_retried(root):
     assert "heartbeat" in killed["tags.optuna.error"]
 
 
+@pytest.mark.slow  # a subprocess sweep of the dummy app
 def test_ctrl_c_ends_the_study_run_killed_saying_so(root):
     doomed = subprocess.Popen(
         app_command("hydra.sweeper.n_trials=1", "sleep_s=60"),
@@ -965,6 +976,7 @@ def test_heartbeats_go_on_while_trials_run_in_the_launchers_processes(root):
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
 
 
+@pytest.mark.slow  # a subprocess sweep of the dummy app
 def test_a_journal_study_resumes_and_numbering_continues(root):
     journal = f"hydra.sweeper.storage={_journal(root)}"
     first = app_sweep(root, journal)  # n_trials=3 in the app's config
@@ -983,6 +995,7 @@ def test_a_journal_study_resumes_and_numbering_continues(root):
     assert parents.iloc[0]["tags.optuna.storage"] == _journal(root)
 
 
+@pytest.mark.slow  # a subprocess sweep of the dummy app
 def test_two_workers_share_one_journal_file(root):
     journal = f"hydra.sweeper.storage={_journal(root)}"
     created = app_sweep(root, journal, "hydra.sweeper.n_trials=0")  # the study and its run, once

@@ -57,7 +57,7 @@ def _prune_stages(s: Settings, dm: SignDataModule) -> list[Stage]:
     """The sparse base model (if not stored), then the recovery of the pruned model, whose sizes
     are known only once pruned: its work is the base model's times (1 - amount)^2 (each layer
     loses that fraction of its inputs and of its outputs)."""
-    base = recover.sparse_base_job(s)
+    base = recover.sparse_base_job(s, s.prune)
     base_macs = macs(base.network, dm)
     first = _missing(s, dm, [base])
     distilled = s.prune.recover == "kd" and s.loss is not None
