@@ -23,7 +23,7 @@ run: $(STAMP)
 
 ## Fast tests (the default run); `make test-slow` runs the end-to-end ones behind the `slow` marker.
 test: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow" -n auto
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import mlflow
+import pytest
 
 from signdistill import tracking
 
@@ -16,6 +17,7 @@ def _configure(uri: str) -> str:
     return tracking.configure(uri, "signdistill", None)
 
 
+@pytest.mark.slow  # worker processes, each importing MLflow
 def test_concurrent_first_use_of_a_sqlite_store_succeeds_for_every_worker(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     with mp.get_context("spawn").Pool(3) as pool:
