@@ -5,14 +5,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-
-# Idle OpenMP threads spin by default (GNU libgomp, PyTorch's runtime on Linux): beside another
-# CPU-bound process, two spinning threads made a teacher epoch 5-8x slower than one thread, where
-# two threads that sleep are faster than one on a busy machine too (benchmarks/threads.py). The
-# runtime reads this when torch loads: here, before anything imports torch.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import hydra
 from hydra.core.hydra_config import HydraConfig

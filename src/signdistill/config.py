@@ -26,7 +26,7 @@ import typing
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from hydra import compose, initialize_config_dir
 from hydra.utils import get_object, instantiate
@@ -62,7 +62,8 @@ class RunConfig:
     logger: Any
     paths: Paths
     seed: Annotated[int, Field(ge=0)] = 0
-    threads: Annotated[int, Field(ge=1)] | None = None  # torch's intra-op threads; None: torch's
+    # torch's threads: signdistill.threads
+    threads: Annotated[int, Field(ge=1)] | Literal["auto"] | None = "auto"
     recipe: str | None = None  # set by a +recipe=<name> preset (conf/recipe/); names runs
 
 

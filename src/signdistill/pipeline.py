@@ -29,6 +29,7 @@ from signdistill.jobs import Context, Job, Trained
 from signdistill.module import SignClassifier
 from signdistill.settings import Settings, compose
 from signdistill.sizes import size_metrics
+from signdistill.threads import choose as choose_threads
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 def execute(settings: Settings) -> dict[str, Any]:
     """Train what the settings ask for; returns its summary metrics and ``mlflow_run_id``."""
-    if settings.threads is not None:
-        torch.set_num_threads(settings.threads)
+    threads = choose_threads(settings.threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
     phases.arm_database_pause()
     phases.reached("data")
     ctx = context(settings)

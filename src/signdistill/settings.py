@@ -36,6 +36,7 @@ from signdistill.export import ExportSettings
 from signdistill.families import Spec
 from signdistill.models import ModelSpec
 from signdistill.module import SignClassifier
+from signdistill.threads import Threads
 from signdistill.tracking import TrackingSettings
 
 Task = Literal["teacher", "student", "prune"]
@@ -134,7 +135,8 @@ class Settings:
 
     ``loss``: a factory of the KD loss (``conf/distill``), None for ``distill=none``;
     ``trainer``: ``lightning.Trainer`` with ``conf/trainer``'s keywords, the rest given per fit;
-    ``threads``: torch's intra-op threads for the run (None: torch's default, one per core);
+    ``threads``: torch's intra-op threads for the run (``auto``: the free cores, None: torch's
+    default, one per core; :mod:`signdistill.threads`);
     ``config``: the whole resolved config, logged with every run and read by nothing else.
     """
 
@@ -149,7 +151,7 @@ class Settings:
     tracking: TrackingSettings
     trainer: Callable[..., L.Trainer]
     seed: int
-    threads: int | None
+    threads: Threads
     recipe: str | None
     paths: Paths
     config: Mapping[str, Any]
