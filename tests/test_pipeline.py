@@ -325,6 +325,7 @@ def test_the_thread_setting_reaches_torch_while_training(tmp_path, monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert seen == {3}
+    assert runs(tmp_path)["tags.threads"].tolist() == ["3"]  # the count used, for the record
 
 
 def test_a_deployed_file_that_loses_too_much_is_said_and_tagged(tmp_path, monkeypatch, caplog):

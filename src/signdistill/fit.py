@@ -57,6 +57,7 @@ def fit(
         )
         if isinstance(logger, MLFlowLogger):
             logger.experiment.set_tag(logger.run_id, "device", device(trainer))
+            logger.experiment.set_tag(logger.run_id, "threads", torch.get_num_threads())
         trainer.fit(module, datamodule=dm)
     if trainer.interrupted:
         raise KeyboardInterrupt("training interrupted")
