@@ -75,3 +75,16 @@ def child_runs(root: Path, tracking_uri: str | None = None):
     mlflow.set_tracking_uri(tracking_uri or f"sqlite:///{root}/mlruns/mlflow.db")
     runs = mlflow.search_runs(experiment_names=["signdistill"])
     return runs[runs["tags.mlflow.parentRunId"].notna()], runs[runs["tags.role"] == "study"]
+
+
+def run_side_by_side(commands: list[list[str]], cwd: Path, env: dict, timeout: float) -> None:
+    """Start every command at once (workers of one study) and wait; each must exit 0."""
+    workers = [
+        subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        for command in commands
+    ]
+    for worker in workers:
+        _, err = worker.communicate(timeout=timeout)
+        assert worker.returncode == 0, err[-3000:]

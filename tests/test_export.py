@@ -6,8 +6,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
-import torch.nn.functional as F
 
+from model_helpers import fit_small_model
 from signdistill import export
 from signdistill.models import Architecture, ConvPoolLSTM
 
@@ -26,15 +26,7 @@ def trained() -> tuple[ConvPoolLSTM, torch.Tensor, torch.Tensor]:
     protos = torch.randn(3, 4, 60, generator=g)
     y = torch.arange(300) % 3
     x = protos[y] + 0.5 * torch.randn(300, 4, 60, generator=g)
-    torch.manual_seed(0)
-    model = ConvPoolLSTM(Architecture(4, 3, (8, 8), (32, 32)))
-    model.normalize.fit(x.mean(dim=(0, 2)), x.std(dim=(0, 2)))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(60):
-        opt.zero_grad()
-        F.cross_entropy(model(x[:200]), y[:200]).backward()
-        opt.step()
-    return model.eval(), x[200:], y[200:]
+    return fit_small_model(x[:200], y[:200], steps=60), x[200:], y[200:]
 
 
 def test_onnx_matches_pytorch_for_any_batch_size(trained, tmp_path):

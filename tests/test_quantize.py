@@ -15,8 +15,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-import torch.nn.functional as F
 
+from model_helpers import fit_small_model
 from signdistill import export
 from signdistill.data.lis import CHANNEL_GROUPS
 from signdistill.models import Architecture, ConvPoolLSTM
@@ -43,16 +43,7 @@ def recordings(n: int, seed: int) -> export.Split:
 def trained() -> tuple[ConvPoolLSTM, export.Splits]:
     """A small two-LSTM model trained to high accuracy, and its three splits."""
     splits = export.Splits(recordings(200, 1), recordings(90, 2), recordings(90, 3))
-    x, y = splits.train.x, splits.train.y
-    torch.manual_seed(0)
-    model = ConvPoolLSTM(Architecture(4, 3, (8, 8), (32, 32)))
-    model.normalize.fit(x.mean(dim=(0, 2)), x.std(dim=(0, 2)))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(100):
-        opt.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-    return model.eval(), splits
+    return fit_small_model(splits.train.x, splits.train.y, steps=100), splits
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,14 @@
 """The in-project Optuna sweeper: discovery, search spaces, the task contract, resumable sweeps.
 
-The fast sweep tests run ``tests/sweeper_app/app.py`` (instant closed-form metrics, MLflow runs
-logged like the real pipeline's) from a temporary folder; the ``slow`` ones run the real
-``src/train.py`` on tiny data. ``tests/test_optuna_examples.py`` runs the official plugin's
-examples.
+The dummy-app tests run ``tests/sweeper_app/app.py`` (instant closed-form metrics, MLflow runs
+logged like the real pipeline's) from a temporary folder, as subprocess sweeps (all but one
+behind ``slow``); other ``slow`` ones run the real ``src/train.py`` on tiny data.
+``tests/test_optuna_examples.py`` runs the official plugin's examples.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -54,7 +56,7 @@ from signdistill.overrides import override_value
 from signdistill.pareto import hypervolume, pareto_mask
 from signdistill.urls import redact_url
 
-from sweep_helpers import ROOT, child_runs, study, sweep
+from sweep_helpers import ROOT, child_runs, run_side_by_side, study, sweep
 
 TESTS = Path(__file__).resolve().parent
 APP = TESTS / "sweeper_app" / "app.py"
@@ -728,12 +730,12 @@ def _wait_for_trial_run(root: Path, deadline_s: float) -> None:
     raise AssertionError("trial 0 never started its run")
 
 
-@pytest.mark.slow  # a subprocess sweep of the dummy app
-@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-def test_dummy_killed_worker_trial_is_failed_and_retried(root):
-    beat = ["hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=2"]
+@contextlib.contextmanager
+def running_trial_sweep(root: Path, *overrides: str) -> Iterator[subprocess.Popen]:
+    """A one-trial dummy sweep whose trial sleeps, yielded once its trial's run exists; killed
+    on the way out if the caller left it running."""
     doomed = subprocess.Popen(
-        app_command(*beat, "hydra.sweeper.n_trials=1", "sleep_s=60"),
+        app_command(*overrides, "hydra.sweeper.n_trials=1", "sleep_s=60"),
         cwd=root,
         env=app_environment(),
         stdout=subprocess.DEVNULL,
@@ -741,7 +743,18 @@ def test_dummy_killed_worker_trial_is_failed_and_retried(root):
     )
     try:
         _wait_for_trial_run(root, deadline_s=60)
+        yield doomed
     finally:
+        if doomed.poll() is None:
+            doomed.kill()
+            doomed.wait()
+
+
+@pytest.mark.slow  # a subprocess sweep of the dummy app
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_dummy_killed_worker_trial_is_failed_and_retried(root):
+    beat = ["hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=2"]
+    with running_trial_sweep(root, *beat) as doomed:
         doomed.kill()  # SIGKILL: no handler runs, the trial stays RUNNING in the study
         doomed.wait()
     assert study(root, name="dummy").trials[0].state == TrialState.RUNNING
@@ -773,21 +786,9 @@ def test_dummy_killed_worker_trial_is_failed_and_retried(root):
 
 @pytest.mark.slow  # a subprocess sweep of the dummy app
 def test_ctrl_c_ends_the_study_run_killed_saying_so(root):
-    doomed = subprocess.Popen(
-        app_command("hydra.sweeper.n_trials=1", "sleep_s=60"),
-        cwd=root,
-        env=app_environment(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for_trial_run(root, deadline_s=60)
+    with running_trial_sweep(root) as doomed:
         doomed.send_signal(signal.SIGINT)
         doomed.wait(timeout=60)
-    finally:
-        if doomed.poll() is None:
-            doomed.kill()
-            doomed.wait()
     children, parents = child_runs(root)
     assert children["status"].tolist() == ["KILLED"]
     (parent,) = parents.to_dict("records")
@@ -1000,20 +1001,8 @@ def test_two_workers_share_one_journal_file(root):
     journal = f"hydra.sweeper.storage={_journal(root)}"
     created = app_sweep(root, journal, "hydra.sweeper.n_trials=0")  # the study and its run, once
     assert created.returncode == 0, created.stderr[-3000:]
-    workers = [
-        subprocess.Popen(
-            app_command(journal, "hydra.sweeper.n_trials=3", "sleep_s=1"),
-            cwd=root,
-            env=app_environment(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    for worker in workers:
-        _, err = worker.communicate(timeout=240)
-        assert worker.returncode == 0, err[-3000:]
+    command = app_command(journal, "hydra.sweeper.n_trials=3", "sleep_s=1")
+    run_side_by_side([command, command], root, app_environment(), timeout=240)
     trials = study(root, _journal(root), name="dummy").trials
     assert sorted(t.number for t in trials) == list(range(6))  # unique, nothing lost
     assert all(t.state == TrialState.COMPLETE for t in trials)

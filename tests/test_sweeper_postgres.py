@@ -12,7 +12,15 @@ import pytest
 from optuna.trial import TrialState
 
 from servers import postgres
-from sweep_helpers import STUDY, child_runs, environment, study, sweep, sweep_command
+from sweep_helpers import (
+    STUDY,
+    child_runs,
+    environment,
+    run_side_by_side,
+    study,
+    sweep,
+    sweep_command,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -26,20 +34,8 @@ def test_two_concurrent_workers_share_one_study_and_one_teacher(tmp_path):
         storage, tracking = url.format(db="optuna"), url.format(db="mlflow")
         shared = [f"hydra.sweeper.storage={storage}", f"logger.tracking_uri={tracking}"]
         _ok(sweep(tmp_path, *shared, "hydra.sweeper.n_trials=0"))  # create study + parent once
-        workers = [
-            subprocess.Popen(
-                sweep_command(tmp_path, *shared, "hydra.sweeper.n_trials=3"),
-                cwd=tmp_path,
-                env=environment(),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(2)
-        ]
-        for worker in workers:
-            _, err = worker.communicate(timeout=600)
-            assert worker.returncode == 0, err[-3000:]
+        command = sweep_command(tmp_path, *shared, "hydra.sweeper.n_trials=3")
+        run_side_by_side([command, command], tmp_path, environment(), timeout=600)
 
         trials = study(tmp_path, storage).trials
         assert sorted(t.number for t in trials) == list(range(6))  # unique, nothing lost
