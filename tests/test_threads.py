@@ -27,6 +27,7 @@ def test_auto_takes_the_cores_nothing_else_is_using(tmp_path, monkeypatch, idle,
         return [busy, 0, 0, rest, 0, 0, 0]
 
     monkeypatch.setattr(threads, "_cpu_times", sample)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     stat.write_text("cpu 0 0 0 0 0 0 0\n")
     assert threads.choose("auto") == expected
 
@@ -35,7 +36,13 @@ def test_without_proc_stat_the_load_average_decides(tmp_path, monkeypatch):
     monkeypatch.setattr(threads, "STAT", tmp_path / "missing")
     monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(threads.os, "getloadavg", lambda: (1.2, 0.0, 0.0))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert threads.choose("auto") == 1
+
+
+def test_auto_leaves_an_explicit_omp_num_threads_to_torch(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert threads.choose("auto") is None
 
 
 def test_this_machines_free_cores_are_between_one_and_its_cores():

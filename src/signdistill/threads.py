@@ -38,6 +38,9 @@ def _cpu_times() -> list[int]:
 
 
 def choose(threads: Threads) -> int | None:
-    """The thread count for ``threads``: ``auto`` the free cores, None torch's own default (one
-    per core), a number itself."""
-    return free_cores() if threads == "auto" else threads
+    """The thread count for ``threads``: ``auto`` the free cores, unless ``OMP_NUM_THREADS`` is
+    set (a cluster job's or a user's explicit count, which torch then follows: None); None
+    torch's own default (one per core); a number itself."""
+    if threads == "auto":
+        return None if "OMP_NUM_THREADS" in os.environ else free_cores()
+    return threads
