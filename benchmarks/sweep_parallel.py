@@ -10,8 +10,9 @@ stored once beforehand and shared by every side, so no trial trains a teacher:
 - journal: two worker processes on one journal file (`hydra.sweeper.storage=journal://...`),
   N/2 trials each, the basic launcher in each.
 
-Each trial runs with one torch thread (the project's default `threads: 1`; the sweeper also sets
-it for the joblib side's side-by-side trials). The sides are interleaved round by round (A, B, C,
+Each trial runs with one torch thread (every process gets `OMP_NUM_THREADS=1`, which
+`threads=auto` leaves to torch; the sweeper also sets `threads=1` for the joblib side's
+side-by-side trials). The sides are interleaved round by round (A, B, C,
 then C, B, A, ...: ``common.interleave``); each side's time is the wall time from starting its
 process(es) to the last one's exit. Printed: each side's trials per hour (median over rounds) and
 its throughput over the basic launcher's (the median of per-round time ratios, with their range).
